@@ -1,0 +1,1 @@
+"""The aiohttp signalling server: auth, queue, pairing, relay, TURN credentials, store, audit."""

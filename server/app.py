@@ -1,0 +1,112 @@
+"""Build and run the aiohttp application."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import WSCloseCode, web
+from aiohttp.typedefs import Handler
+
+from telecart.config import ConfigError, ServerConfig
+from telecart.server.app_keys import (
+    BROKER,
+    CONFIG,
+    LOGIN_LIMITER,
+    METRICS,
+    ROUTER,
+    SOCKETS,
+    STORE,
+    OpenSockets,
+)
+from telecart.server.broker import Broker, LocalBroker
+from telecart.server.consultations import ConsultationRouter
+from telecart.server.http_api import routes
+from telecart.server.metrics import ServerMetrics
+from telecart.server.rate_limit import AttemptLimiter
+from telecart.server.store import Store
+from telecart.server.ws_handler import websocket_handler
+
+log = logging.getLogger(__name__)
+
+WEB_ROOT = Path(__file__).parent / "web"
+
+
+def create_app(config: ServerConfig, broker: Broker | None = None) -> web.Application:
+    """The whole server; `broker` is the seam for a multi-node backplane."""
+    if config.turn.urls and not config.turn.secret:
+        raise ConfigError(
+            "server.turn.urls is set but server.turn.secret is not: set the same secret as "
+            "coturn's static-auth-secret."
+        )
+    app = web.Application(client_max_size=config.max_attachment_bytes + 1024)
+    app[CONFIG] = config
+    app[BROKER] = broker or LocalBroker()
+    app[METRICS] = ServerMetrics()
+    app[LOGIN_LIMITER] = AttemptLimiter(config.login_attempts, config.login_window_s)
+    app[SOCKETS] = OpenSockets()
+    app.cleanup_ctx.append(_store_ctx)
+    app.on_shutdown.append(_close_sockets)
+    app.router.add_get("/ws", websocket_handler)
+    app.router.add_routes(routes)
+    app.router.add_get("/", _index)
+    app.router.add_static("/static/", WEB_ROOT, append_version=True)
+    app.middlewares.append(_security_headers)
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    store = await Store.open(config.database_path)
+    app[STORE] = store
+    router = ConsultationRouter(store, app[BROKER], app[METRICS], config.specialties)
+    await router.load()
+    app[ROUTER] = router
+    yield
+    await store.close()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """Tell every client we are going away (code 1001), so they reconnect after a restart."""
+    sockets = app[SOCKETS]
+    for ws in list(sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_ROOT / "index.html")
+
+
+@web.middleware
+async def _security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+def ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
+def run_server(config: ServerConfig) -> None:
+    """Serve until SIGINT/SIGTERM, then close every WebSocket and the database."""
+    app = create_app(config)
+    log.info("telecart server on %s:%d, database %s", config.host, config.port,
+             config.database_path)  # fmt: skip
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        ssl_context=ssl_context(config),
+        shutdown_timeout=5.0,
+        print=None,
+        access_log=None,
+    )

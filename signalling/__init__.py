@@ -1,0 +1,1 @@
+"""Signalling protocol between server, carts and browsers: messages, states, client."""

@@ -1,0 +1,1 @@
+"""Telecart: teleconsultation carts for rural clinics."""
