@@ -1,0 +1,7 @@
+"""`python -m telecart` is the `telecart` command."""
+
+import sys
+
+from telecart.cli import main
+
+sys.exit(main())

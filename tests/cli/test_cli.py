@@ -1,0 +1,92 @@
+"""The `telecart` command as a technician or administrator uses it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _telecart(
+    tmp_path: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "TELECART_DATA_DIR": str(tmp_path), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "telecart", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_admin_lifecycle(tmp_path: Path) -> None:
+    added = _telecart(tmp_path, "admin", "add-cart", "aral-1", "--clinic", "Aral district")
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1]
+    assert len(token) >= 40
+    spec = _telecart(
+        tmp_path, "admin", "add-specialist", "Amir", "--specialty", "cardiology",
+        "--specialty", "pulmonology", stdin="long enough password\n",
+    )  # fmt: skip
+    assert spec.returncode == 0, spec.stderr
+    listing = _telecart(tmp_path, "admin", "list")
+    assert "aral-1" in listing.stdout and "amir" in listing.stdout
+    assert token not in listing.stdout
+    revoked = _telecart(tmp_path, "admin", "revoke-cart", "aral-1")
+    assert revoked.returncode == 0
+    assert "revoked" in _telecart(tmp_path, "admin", "list").stdout
+    assert token.encode() not in (tmp_path / "telecart.sqlite3").read_bytes()
+
+
+def test_admin_refuses_duplicates_short_passwords_and_unknown_specialties(tmp_path: Path) -> None:
+    assert _telecart(tmp_path, "admin", "add-cart", "c", "--clinic", "k").returncode == 0
+    dup = _telecart(tmp_path, "admin", "add-cart", "c", "--clinic", "k")
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    short = _telecart(
+        tmp_path, "admin", "add-specialist", "x", "--specialty", "ent", stdin="short\n"
+    )
+    assert short.returncode == 1 and "at least" in short.stderr
+    unknown = _telecart(
+        tmp_path, "admin", "add-specialist", "x", "--specialty", "astrology",
+        stdin="long enough password\n",
+    )  # fmt: skip
+    assert unknown.returncode == 1 and "Unknown specialty" in unknown.stderr
+
+
+def test_bad_config_exits_2_with_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = 'eighty'\n")
+    result = _telecart(tmp_path, "--config", str(bad), "admin", "list")
+    assert result.returncode == 2 and "server.port" in result.stderr
+    missing = _telecart(tmp_path, "--config", str(tmp_path / "nope.toml"), "admin", "list")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    env = _telecart(tmp_path, "admin", "list", env={"TELECART_PORT": "x"})
+    assert env.returncode == 2 and "TELECART_PORT" in env.stderr
+
+
+def test_usage_error_exits_2(tmp_path: Path) -> None:
+    assert _telecart(tmp_path, "admin").returncode == 2
+    assert _telecart(tmp_path, "fly").returncode == 2
+
+
+def test_server_imports_no_media_libraries() -> None:
+    code = (
+        "import sys, telecart.cli, telecart.server.app;"
+        "bad = [m for m in ('aiortc', 'av', 'cv2', 'sounddevice') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("flag", ["--host", "--port"])
+def test_server_help_lists_address_overrides(tmp_path: Path, flag: str) -> None:
+    assert flag in _telecart(tmp_path, "server", "--help").stdout
