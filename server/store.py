@@ -161,6 +161,10 @@ class Store:
         await self._run(self._conn.close)
         self._executor.shutdown(wait=True)
 
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the database thread: for stores of other features."""
+        return await self._run(fn, self._conn)
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
