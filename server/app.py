@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from telecart.server.metrics import ServerMetrics
 from telecart.server.rate_limit import AttemptLimiter
 from telecart.server.store import Store
 from telecart.server.ws_handler import websocket_handler
+from telecart.service_notify import ServiceNotifier
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +101,29 @@ def ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
 
 def run_server(config: ServerConfig) -> None:
     """Serve until SIGINT/SIGTERM, then close every WebSocket and the database."""
-    app = create_app(config)
-    log.info("telecart server on %s:%d, database %s", config.host, config.port,
-             config.database_path)  # fmt: skip
-    web.run_app(
-        app,
-        host=config.host,
-        port=config.port,
-        ssl_context=ssl_context(config),
-        shutdown_timeout=5.0,
-        print=None,
-        access_log=None,
-    )
+    asyncio.run(serve(config))
+
+
+async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
+    """Serve until `stop` is set or SIGINT/SIGTERM arrives; tells systemd when ready."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    notifier = ServiceNotifier()
+    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context(config))
+        await site.start()
+        scheme = "https" if config.uses_tls else "http"
+        where = f"{scheme}://{config.host}:{config.port}"
+        log.info("telecart server on %s, database %s", where, config.database_path)
+        notifier.ready(f"serving on {where}")
+        await stop.wait()
+        log.info("shutting down: closing connections")
+        await notifier.stopping()
+    finally:
+        await runner.cleanup()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

@@ -169,6 +169,8 @@ def _agent_from(
     )
     if "TELECART_SERVER_URL" in env:
         cfg = replace(cfg, server_url=env["TELECART_SERVER_URL"])
+    if "TELECART_AGENT_DATA_DIR" in env:
+        cfg = replace(cfg, data_dir=Path(env["TELECART_AGENT_DATA_DIR"]))
     if "TELECART_CART_TOKEN" in env:
         cfg = replace(cfg, token=env["TELECART_CART_TOKEN"])
     if cfg.still_format not in ("jpeg", "png"):
