@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import ssl
@@ -51,6 +52,7 @@ def create_app(config: ServerConfig, broker: Broker | None = None) -> web.Applic
     app[LOGIN_LIMITER] = AttemptLimiter(config.login_attempts, config.login_window_s)
     app[SOCKETS] = OpenSockets()
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_request_expiry_ctx)
     app.on_shutdown.append(_close_sockets)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_routes(routes)
@@ -69,6 +71,26 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ROUTER] = router
     yield
     await store.close()
+
+
+async def _request_expiry_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Ends requests that waited longer than `server.request_timeout_s` for a specialist."""
+    timeout_s = app[CONFIG].request_timeout_s
+    period_s = min(5.0, timeout_s / 4)
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await app[ROUTER].expire_requests(timeout_s)
+            except Exception:
+                log.exception("expiring requests failed; will retry")
+
+    task = asyncio.create_task(sweep())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -62,6 +62,10 @@ class Party:
         return f"{self.role}:{self.record_id}"
 
 
+SYSTEM_ACTOR = "system"
+"""Audit actor for what the server does by itself (timeouts)."""
+
+
 class ConsultationRouter:
     """Owns open sessions (cached from the store, written through) and applies the rules."""
 
@@ -100,6 +104,20 @@ class ConsultationRouter:
             if party.role == "specialist" and record.specialist_id == party.record_id:
                 return await self._info(record)
         return None
+
+    async def expire_requests(self, max_wait_s: float) -> int:
+        """End requests nobody accepted within `max_wait_s`; the cart is told why."""
+        now = self._clock()
+        expired = [
+            r
+            for r in self._sessions.values()
+            if r.state is SessionState.QUEUED and now - r.created_at > max_wait_s
+        ]
+        async with self._lock:
+            for record in expired:
+                if self._sessions.get(record.id) == record:
+                    await self._end(record, EndReason.TIMEOUT, SYSTEM_ACTOR)
+        return len(expired)
 
     async def queue_snapshot(self, specialty: str) -> QueueUpdate:
         now = self._clock()
@@ -142,7 +160,7 @@ class ConsultationRouter:
                     return await self._accept(party, message)
                 case Hangup():
                     record = self._own(party, message.session_id)
-                    await self._end(record, EndReason.HANGUP, party)
+                    await self._end(record, EndReason.HANGUP, party.id)
                     return []
                 case MediaState():
                     return await self._media_state(party, message)
@@ -186,7 +204,7 @@ class ConsultationRouter:
                 ErrorCode.INVALID_STATE,
                 "Only a request nobody has accepted can be cancelled; hang up instead.",
             )
-        await self._end(record, EndReason.CANCELLED, party)
+        await self._end(record, EndReason.CANCELLED, party.id)
         return []
 
     async def _accept(self, party: Party, msg: Accept) -> list[Message]:
@@ -234,7 +252,7 @@ class ConsultationRouter:
         }[msg.state]
         if record.state is target or record.state not in PAIRED_STATES:
             return []
-        await self._move(record, target, party)
+        await self._move(record, target, party.id)
         return []
 
     async def _relay(
@@ -254,7 +272,7 @@ class ConsultationRouter:
                 raise ProtocolError(ErrorCode.INVALID_MESSAGE, "quality.score must be 0 to 5.")
             self._metrics.session_quality.labels(record.id).set(msg.score)
         elif isinstance(msg, Offer) and record.state is not SessionState.CONNECTING:
-            record = await self._move(record, SessionState.CONNECTING, party)
+            record = await self._move(record, SessionState.CONNECTING, party.id)
         peer = self._peer_topic(party, record)
         delivered = await self._broker.publish(peer, outgoing)
         self._metrics.messages_relayed.labels(msg.TYPE).inc()
@@ -296,22 +314,22 @@ class ConsultationRouter:
             return party_topic(f"specialist:{record.specialist_id}")
         return party_topic(f"cart:{record.cart_id}")
 
-    async def _move(self, record: SessionRecord, target: SessionState, by: Party) -> SessionRecord:
+    async def _move(self, record: SessionRecord, target: SessionState, actor: str) -> SessionRecord:
         check_transition(record.state, target)
         await self._store.set_session_state(record.id, target, self._clock())
         record = replace(record, state=target)
         self._sessions[record.id] = record
-        await self._store.audit(by.id, "session_state", record.id, state=target.value)
+        await self._store.audit(actor, "session_state", record.id, state=target.value)
         await self._notify_both(record)
         self._update_gauges()
         return record
 
-    async def _end(self, record: SessionRecord, reason: EndReason, by: Party) -> None:
+    async def _end(self, record: SessionRecord, reason: EndReason, actor: str) -> None:
         now = self._clock()
         await self._store.set_session_state(record.id, SessionState.ENDED, now, reason.value)
         self._sessions.pop(record.id, None)
         ended = replace(record, state=SessionState.ENDED, ended_at=now, end_reason=reason.value)
-        await self._store.audit(by.id, "session_ended", record.id, reason=reason.value)
+        await self._store.audit(actor, "session_ended", record.id, reason=reason.value)
         await self._notify_both(ended)
         if record.state is SessionState.QUEUED:
             await self._publish_queue(record.specialty)

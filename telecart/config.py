@@ -56,6 +56,7 @@ class ServerConfig:
     ws_messages_per_s: float = 30.0
     ws_burst: int = 90
     max_attachment_bytes: int = 20 * 1024 * 1024
+    request_timeout_s: int = 1800
 
     @property
     def database_path(self) -> Path:
@@ -122,6 +123,7 @@ def _server_from(table: Mapping[str, Any], env: Mapping[str, str]) -> ServerConf
         tls_key=_opt_path(table, "tls_key", "server"),
         login_attempts=_int(table, "login_attempts", cfg.login_attempts, "server"),
         web_session_ttl_s=_int(table, "web_session_ttl_s", cfg.web_session_ttl_s, "server"),
+        request_timeout_s=_int(table, "request_timeout_s", cfg.request_timeout_s, "server"),
     )
     if "TELECART_HOST" in env:
         cfg = replace(cfg, host=env["TELECART_HOST"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from pathlib import Path
 
 from telecart.signalling.errors import ErrorCode
 from telecart.signalling.messages import (
@@ -19,7 +21,7 @@ from telecart.signalling.messages import (
     SessionUpdate,
 )
 from telecart.signalling.session_state import SessionState
-from tests.server.harness import RunningServer, next_of
+from tests.server.harness import RunningServer, next_of, running_server, server_config
 
 
 async def _queued(server: RunningServer, cart_name: str, specialty: str = "cardiology") -> tuple:
@@ -225,3 +227,21 @@ async def test_relay_to_offline_peer_reports_peer_offline(server: RunningServer)
     await cart.send(Offer(session_id=sid, sdp="v=0"))
     err = await next_of(cart, Error)
     assert isinstance(err, Error) and err.code is ErrorCode.PEER_OFFLINE
+
+
+async def test_request_nobody_accepts_ends_with_timeout(tmp_path: Path) -> None:
+    config = dataclasses.replace(server_config(tmp_path), request_timeout_s=1)
+    async with running_server(config) as srv:
+        spec = await srv.specialist("a", "cardiology")
+        cart, _ = await _queued(srv, "cart-1")
+        ended = await next_of(cart, SessionUpdate, timeout_s=20)
+        assert isinstance(ended, SessionUpdate)
+        assert ended.session.state is SessionState.ENDED
+        assert ended.session.end_reason == "timeout"
+        while True:
+            queue = await next_of(spec, QueueUpdate)
+            assert isinstance(queue, QueueUpdate)
+            if not queue.entries:
+                break
+        entries = await srv.store.audit_entries()
+        assert any(e.actor == "system" and e.action == "session_ended" for e in entries)
