@@ -182,6 +182,26 @@ async def get_still(request: web.Request) -> web.FileResponse:
     return web.FileResponse(Path(still.path), headers={"Content-Type": still.media_type})
 
 
+SPEEDTEST_LIMIT = 4 * 1024 * 1024
+
+
+@routes.post("/api/speedtest")
+async def speedtest(request: web.Request) -> web.Response:
+    """Upload goodput probe for `telecart devtest`: reads and discards up to 4 MiB."""
+    if await cart_from_bearer(request) is None:
+        raise _json_error(web.HTTPUnauthorized, "auth_required", "Cart token required.")
+    started = time.monotonic()
+    received = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        received += len(chunk)
+        if received > SPEEDTEST_LIMIT:
+            raise _json_error(
+                web.HTTPRequestEntityTooLarge, "too_large", "Speed tests send at most 4 MiB."
+            )
+    elapsed_ms = (time.monotonic() - started) * 1000
+    return web.json_response({"received": received, "elapsed_ms": round(elapsed_ms, 1)})
+
+
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     await request.app[STORE].list_carts()

@@ -123,3 +123,17 @@ async def test_turn_endpoint_requires_auth(server: RunningServer) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{server.base}/api/turn") as resp:
             assert resp.status == 401
+
+
+async def test_speedtest_needs_cart_token_and_counts_bytes(server: RunningServer) -> None:
+    token = await server.add_cart("cart-1")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server.base}/api/speedtest", data=b"x" * 1000) as resp:
+            assert resp.status == 401
+        async with http.post(
+            f"{server.base}/api/speedtest",
+            data=b"x" * 300_000,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["received"] == 300_000

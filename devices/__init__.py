@@ -1,0 +1,1 @@
+"""Cameras, audio and serial vital-sign devices, real and simulated, and the device test."""
