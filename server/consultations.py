@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from telecart.server.broker import Broker, party_topic, specialty_topic
 from telecart.server.metrics import ServerMetrics
@@ -66,6 +67,14 @@ SYSTEM_ACTOR = "system"
 """Audit actor for what the server does by itself (timeouts)."""
 
 
+class BookedStart(Protocol):
+    """Opens a booked consultation (server/appointments.py); raises `ProtocolError` if not due."""
+
+    async def start(
+        self, appointment_id: str, cart_id: str, clinic: str, busy: Collection[str]
+    ) -> SessionRecord: ...
+
+
 class ConsultationRouter:
     """Owns open sessions (cached from the store, written through) and applies the rules."""
 
@@ -76,8 +85,10 @@ class ConsultationRouter:
         metrics: ServerMetrics,
         specialties: tuple[str, ...],
         clock: Callable[[], float] = time.time,
+        bookings: BookedStart | None = None,
     ) -> None:
         self._store = store
+        self._bookings = bookings
         self._broker = broker
         self._metrics = metrics
         self._specialties = specialties
@@ -174,6 +185,8 @@ class ConsultationRouter:
 
     async def _request(self, party: Party, msg: RequestConsultation) -> list[Message]:
         self._require_role(party, "cart", msg)
+        if msg.appointment_id is not None:
+            return await self._request_booked(party, msg.appointment_id)
         if msg.specialty not in self._specialties:
             raise ProtocolError(
                 ErrorCode.UNKNOWN_SPECIALTY,
@@ -195,6 +208,25 @@ class ConsultationRouter:
         await self._publish_queue(record.specialty)
         self._update_gauges()
         return [SessionUpdate(session=await self._info(record))]
+
+    async def _request_booked(self, party: Party, appointment_id: str) -> list[Message]:
+        """At the booked time: straight to the booked specialist, no queue."""
+        if self._bookings is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_APPOINTMENT, "This server takes no bookings.")
+        if any(r.cart_id == party.record_id for r in self._sessions.values()):
+            raise ProtocolError(
+                ErrorCode.SESSION_OPEN,
+                "This cart already has an open consultation; end it before starting another.",
+            )
+        busy = {r.specialist_id for r in self._sessions.values() if r.specialist_id}
+        record = await self._bookings.start(appointment_id, party.record_id, party.clinic, busy)
+        self._sessions[record.id] = record
+        await self._store.audit(
+            party.id, "session_started_booked", record.id, appointment=appointment_id
+        )
+        await self._notify_both(record)
+        self._update_gauges()
+        return []
 
     async def _cancel(self, party: Party, msg: Cancel) -> list[Message]:
         self._require_role(party, "cart", msg)

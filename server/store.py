@@ -457,6 +457,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
     conn.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL: a crash of the process loses nothing; only a power cut can lose the last
+    # commits (never corrupts). FULL fsyncs every commit and serialised setups at ~2 ms each.
+    conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=5000")
     conn.executescript(_SCHEMA)
