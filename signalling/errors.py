@@ -24,6 +24,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_SPECIALTY = "unknown_specialty"
     SESSION_OPEN = "session_open"
     PEER_OFFLINE = "peer_offline"
+    UNKNOWN_APPOINTMENT = "unknown_appointment"
+    OUTSIDE_BOOKING_WINDOW = "outside_booking_window"
     INTERNAL = "internal"
 
 

@@ -95,10 +95,13 @@ class Hello(Message):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class RequestConsultation(Message):
+    """Join the queue, or with `appointment_id` start a booked consultation (no queue)."""
+
     TYPE: ClassVar[str] = "request_consultation"
     specialty: str
     priority: Priority = "routine"
     reason: str = ""
+    appointment_id: str | None = None
 
 
 @_register
