@@ -18,7 +18,7 @@ class AdminError(Exception):
     """An admin action that cannot be done; the message says why."""
 
 
-def _actor() -> str:
+def admin_actor() -> str:
     try:
         return f"admin:{getpass.getuser()}"
     except (KeyError, OSError):
@@ -42,7 +42,7 @@ async def _dispatch(
             cart = await store.add_cart(args.name, args.clinic, token_hash(token))
         except sqlite3.IntegrityError:
             raise AdminError(f"A cart named {args.name!r} already exists.") from None
-        await store.audit(_actor(), "cart_added", cart=cart.id, name=cart.name)
+        await store.audit(admin_actor(), "cart_added", cart=cart.id, name=cart.name)
         return (
             f"Cart {cart.name!r} ({cart.clinic}) added.\n"
             f"Token (shown once; put it in the cart's config as agent.token):\n{token}"
@@ -50,7 +50,7 @@ async def _dispatch(
     if args.action == "revoke-cart":
         if not await store.revoke_cart(args.name):
             raise AdminError(f"No cart named {args.name!r}.")
-        await store.audit(_actor(), "cart_revoked", name=args.name)
+        await store.audit(admin_actor(), "cart_revoked", name=args.name)
         return f"Cart {args.name!r} revoked: its token is refused from now on."
     if args.action == "add-specialist":
         unknown = [s for s in args.specialty if s not in config.specialties]
@@ -71,7 +71,7 @@ async def _dispatch(
             )
         except sqlite3.IntegrityError:
             raise AdminError(f"A specialist named {username!r} already exists.") from None
-        await store.audit(_actor(), "specialist_added", specialist=spec.id, username=username)
+        await store.audit(admin_actor(), "specialist_added", specialist=spec.id, username=username)
         return f"Specialist {username!r} added ({', '.join(spec.specialties)})."
     lines = ["Carts:"]
     for cart in await store.list_carts():

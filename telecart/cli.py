@@ -77,6 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     add_spec.set_defaults(func=_cmd_admin, action="add-specialist")
     listing = admin_sub.add_parser("list", help="list carts and specialists")
     listing.set_defaults(func=_cmd_admin, action="list")
+    export = admin_sub.add_parser("export-record", help="write a consultation record")
+    export.add_argument("session_id")
+    export.add_argument("--pdf", type=Path, help="PDF for the family doctor")
+    export.add_argument("--fhir", type=Path, help="FHIR R4 bundle (JSON)")
+    export.set_defaults(func=_cmd_admin, action="export-record")
+    report = admin_sub.add_parser("report", help="consultations report for all clinics")
+    report.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD")
+    report.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD")
+    report.add_argument("--csv", type=Path, help="write CSV here (default: print it)")
+    report.set_defaults(func=_cmd_admin, action="report")
     return parser
 
 
@@ -116,8 +126,19 @@ def _cmd_admin(args: argparse.Namespace, config: Config) -> int:
             if getpass.getpass("Again: ") != password:
                 print("The passwords differ; nothing was changed.", file=sys.stderr)
                 return 1
+    from telecart.server import journey_admin
+
     try:
-        output = asyncio.run(admin.run(config.server, args, password))
+        if args.action == "export-record":
+            output = asyncio.run(
+                journey_admin.export_record(config.server, args.session_id, args.pdf, args.fhir)
+            )
+        elif args.action == "report":
+            output = asyncio.run(
+                journey_admin.write_report(config.server, args.date_from, args.date_to, args.csv)
+            )
+        else:
+            output = asyncio.run(admin.run(config.server, args, password))
     except admin.AdminError as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -90,3 +90,11 @@ def test_server_imports_no_media_libraries() -> None:
 @pytest.mark.parametrize("flag", ["--host", "--port"])
 def test_server_help_lists_address_overrides(tmp_path: Path, flag: str) -> None:
     assert flag in _telecart(tmp_path, "server", "--help").stdout
+
+
+def test_admin_report_and_export_errors(tmp_path: Path) -> None:
+    report = _telecart(tmp_path, "admin", "report", "--from", "2026-11-01", "--to", "2026-11-30")
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.splitlines()[0].count(",") >= 3
+    missing = _telecart(tmp_path, "admin", "export-record", "nope", "--pdf", str(tmp_path / "x"))
+    assert missing.returncode == 1 and missing.stderr.strip()
