@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 from telecart.config import ServerConfig
-from telecart.server.admin import AdminError
-from telecart.server.admin import admin_actor
+from telecart.server.admin import AdminError, admin_actor
 from telecart.server.appointments import AppointmentBook
 from telecart.server.journey_store import ensure_schema
 from telecart.server.record_fhir import record_bundle
