@@ -1,0 +1,213 @@
+"""Sender-side estimate of the available uplink, from what the receiver reports.
+
+aiortc's only rate control is the receiver's REMB, which on our rural links stays above
+the link rate (shared/REFERENCE-LINKS.md). This estimator follows the loss-based half of
+libwebrtc's send-side BWE, adds a delay trend from the RTCP round-trip time, and treats
+REMB only as a ceiling:
+
+- loss above about 10 % (or well above the link's usual random loss): step down at once
+  to a little under what actually got through;
+- a round-trip time rising clearly above its recent floor (a queue building): step down
+  to 85 % of the sending rate;
+- a few per cent of loss: hold;
+- clean reports: after a hold time since the last decrease, probe up slowly (6 % a
+  second, 1 % near the rate where congestion last began), never far above what is
+  actually being sent;
+- no report at all for a while (an outage): drop to the floor, then return quickly to
+  half of the last good estimate once reports come back clean.
+
+Everything is driven by `LinkReport` records, so recorded or synthetic sequences replay
+it without a network (tests/rate_control/).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LinkReport:
+    """One observation of the link, aggregated over the cart's senders.
+
+    `fraction_lost` is 0..1 (RTCP's 8-bit value divided by 256); `rtt_s` and `jitter_s`
+    are seconds; `remb_bps` is the receiver's estimate if it sent one; `sent_bps` is what
+    the cart put on the wire since the previous report, overhead included.
+    """
+
+    at: float
+    fraction_lost: float
+    rtt_s: float | None = None
+    jitter_s: float | None = None
+    remb_bps: float | None = None
+    sent_bps: float | None = None
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    start_bps: float = 300_000
+    min_bps: float = 60_000
+    max_bps: float = 2_500_000
+    decrease_loss: float = 0.10  # step down above this loss...
+    decrease_excess_loss: float = 0.05  # ...or this much above the link's usual loss
+    hold_excess_loss: float = 0.02  # no probing while loss is this much above usual
+    delivered_margin: float = 0.9  # on heavy loss, aim at this share of what got through
+    delay_backoff: float = 0.85  # on a rising delay, aim at this share of the sending rate
+    rtt_rise_s: float = 0.1  # a delay rise counts above floor + max(this, share * floor)
+    rtt_rise_share: float = 0.25
+    rtt_window_s: float = 30.0
+    loss_window_s: float = 20.0
+    increase_per_s: float = 0.06  # multiplicative probing speed
+    near_ceiling_increase_per_s: float = 0.01  # slower near where congestion last began
+    near_ceiling_share: float = 0.8
+    increase_hold_s: float = 4.0  # no probing this soon after a decrease
+    probe_headroom: float = 1.5  # never estimate above this times the sending rate
+    min_decrease_interval_s: float = 0.5
+    silence_s: float = 4.0  # no report for this long: an outage
+    recovery_share: float = 0.5  # after an outage, resume at this share of the last good
+
+
+@dataclass
+class _Sample:
+    at: float
+    value: float
+
+
+@dataclass
+class BandwidthEstimator:
+    """Turns a stream of `LinkReport`s into a target uplink rate in bit/s."""
+
+    config: EstimatorConfig = field(default_factory=EstimatorConfig)
+    estimate_bps: float = 0.0
+    last_report_at: float | None = None
+    in_outage: bool = False
+    reason: str = "start"
+    _last_decrease_at: float = -math.inf
+    _last_update_at: float | None = None
+    _last_good_bps: float = 0.0
+    _rtts: deque[_Sample] = field(default_factory=deque)
+    _losses: deque[_Sample] = field(default_factory=deque)
+    _previous_rtt: float | None = None
+    _ceiling_bps: float | None = None  # the sending rate at which congestion last began
+
+    def __post_init__(self) -> None:
+        if self.estimate_bps <= 0:
+            self.estimate_bps = self.config.start_bps
+        self._last_good_bps = self.estimate_bps
+
+    @property
+    def usual_loss(self) -> float:
+        """The link's background loss: a low percentile of recent reports."""
+        if not self._losses:
+            return 0.0
+        values = sorted(s.value for s in self._losses)
+        return values[len(values) // 5]
+
+    @property
+    def rtt_floor_s(self) -> float | None:
+        return min((s.value for s in self._rtts), default=None)
+
+    def update(self, report: LinkReport) -> float:
+        """Feed one report; returns the new estimate in bit/s."""
+        cfg = self.config
+        now = report.at
+        self._remember(report)
+        elapsed = 0.0 if self._last_update_at is None else max(0.0, now - self._last_update_at)
+        self._last_update_at = now
+        self.last_report_at = now
+        loss = min(max(report.fraction_lost, 0.0), 1.0)
+
+        if self.in_outage:
+            self.in_outage = False
+            if loss <= cfg.decrease_loss:
+                self._set(max(self.estimate_bps, self._last_good_bps * cfg.recovery_share))
+                self.reason = "recovering after an outage"
+                self._last_decrease_at = now
+                return self.estimate_bps
+
+        usual = self.usual_loss
+        rising = self._delay_rising(report.rtt_s)
+        can_decrease = now - self._last_decrease_at >= max(
+            cfg.min_decrease_interval_s, report.rtt_s or 0.0
+        )
+        sent = report.sent_bps
+
+        if loss > cfg.decrease_loss or loss > usual + cfg.decrease_excess_loss:
+            if can_decrease:
+                basis = self.estimate_bps if sent is None else min(self.estimate_bps, sent)
+                self._note_ceiling(basis)
+                delivered = basis * (1.0 - loss)
+                self._set(min(self.estimate_bps, delivered * cfg.delivered_margin))
+                self._last_decrease_at = now
+            self.reason = f"loss {loss:.0%}"
+        elif rising:
+            if can_decrease:
+                basis = self.estimate_bps if sent is None else min(self.estimate_bps, sent)
+                self._note_ceiling(basis)
+                self._set(min(self.estimate_bps, basis * cfg.delay_backoff))
+                self._last_decrease_at = now
+            self.reason = "delay rising"
+        elif loss > usual + cfg.hold_excess_loss:
+            self.reason = f"holding at loss {loss:.0%}"
+        elif now - self._last_decrease_at < cfg.increase_hold_s:
+            self.reason = "holding after a decrease"
+        else:
+            ceiling = self._ceiling_bps
+            speed = cfg.increase_per_s
+            if ceiling is not None and self.estimate_bps > ceiling * 1.25:
+                self._ceiling_bps = None  # the link got better: probe at full speed again
+            elif ceiling is not None and self.estimate_bps > ceiling * cfg.near_ceiling_share:
+                speed = cfg.near_ceiling_increase_per_s
+            grown = self.estimate_bps * (1.0 + speed) ** elapsed
+            if sent is not None:
+                grown = min(grown, max(self.estimate_bps, sent * cfg.probe_headroom))
+            self._set(grown)
+            self._last_good_bps = max(self._last_good_bps * 0.99, self.estimate_bps)
+            self.reason = "probing up"
+
+        if report.remb_bps is not None and report.remb_bps > 0:
+            if report.remb_bps < self.estimate_bps:
+                self.reason = "receiver's limit"
+            self._set(min(self.estimate_bps, report.remb_bps))
+        return self.estimate_bps
+
+    def check_silence(self, now: float) -> bool:
+        """Call periodically: after `silence_s` with no report, fall to the floor.
+
+        Returns True while the link is considered down.
+        """
+        if self.last_report_at is None:
+            return False
+        if now - self.last_report_at >= self.config.silence_s and not self.in_outage:
+            self.in_outage = True
+            self._last_good_bps = max(self._last_good_bps, self.estimate_bps)
+            self._set(self.config.min_bps)
+            self._last_decrease_at = now
+            self.reason = "no reports from the specialist"
+        return self.in_outage
+
+    def _note_ceiling(self, bps: float) -> None:
+        previous = self._ceiling_bps
+        self._ceiling_bps = bps if previous is None else 0.7 * previous + 0.3 * bps
+
+    def _set(self, bps: float) -> None:
+        self.estimate_bps = min(max(bps, self.config.min_bps), self.config.max_bps)
+
+    def _remember(self, report: LinkReport) -> None:
+        cfg = self.config
+        self._losses.append(_Sample(report.at, report.fraction_lost))
+        while self._losses and report.at - self._losses[0].at > cfg.loss_window_s:
+            self._losses.popleft()
+        if report.rtt_s is not None:
+            self._rtts.append(_Sample(report.at, report.rtt_s))
+            while self._rtts and report.at - self._rtts[0].at > cfg.rtt_window_s:
+                self._rtts.popleft()
+
+    def _delay_rising(self, rtt: float | None) -> bool:
+        previous, self._previous_rtt = self._previous_rtt, rtt
+        floor = self.rtt_floor_s
+        if rtt is None or previous is None or floor is None or len(self._rtts) < 3:
+            return False
+        threshold = floor + max(self.config.rtt_rise_s, self.config.rtt_rise_share * floor)
+        return rtt > threshold and rtt > previous

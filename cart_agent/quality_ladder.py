@@ -1,0 +1,216 @@
+"""The quality ladder: what each track sends for a given uplink budget.
+
+Each track has its own levels, best first. The ladder's rungs are built by degrading
+tracks one level at a time in reverse priority order: the room camera gives way first,
+then the exam camera (down to still pictures over the data channel, then off), then
+voice, and the stethoscope last. So at every budget a track keeps its level unless every
+track below it in priority is already at its floor.
+
+`RungSelector` adds hysteresis: it steps down at once to the best rung that fits, but
+steps up only one rung at a time, after the budget has exceeded the next rung's cost by
+a margin for a while. Each rung change that changes a video size costs a keyframe, so
+the selector is what keeps a moving estimate from causing a keyframe storm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
+
+TrackRole = Literal["stethoscope", "voice", "exam", "room"]
+PRIORITY: tuple[TrackRole, ...] = ("stethoscope", "voice", "exam", "room")
+
+# IPv4 + UDP + SRTP/RTP with the header extensions aiortc sends, per packet.
+PACKET_OVERHEAD_BYTES = 60
+AUDIO_PACKETS_PER_S = 50  # 20 ms frames
+VIDEO_PACKET_PAYLOAD = 1200
+
+
+class VideoMode(Enum):
+    VIDEO = "video"
+    STILLS = "stills"  # one sharp picture every few seconds over the data channel
+    OFF = "off"
+
+
+@dataclass(frozen=True)
+class Level:
+    """One setting of one track. Audio levels have no size; `bitrate_bps` is media only."""
+
+    bitrate_bps: int
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    mode: VideoMode = VideoMode.VIDEO
+
+    @property
+    def is_video(self) -> bool:
+        return self.width > 0 and self.mode is VideoMode.VIDEO
+
+    @property
+    def label(self) -> str:
+        if self.mode is VideoMode.STILLS:
+            return "stills"
+        if self.mode is VideoMode.OFF:
+            return "off"
+        if self.width:
+            return f"{self.width}x{self.height}@{self.fps:g}"
+        return f"{self.bitrate_bps // 1000} kbit/s"
+
+    def wire_bps(self, audio: bool) -> int:
+        """Bit rate on the wire, packet overhead included."""
+        if self.mode is VideoMode.OFF or self.bitrate_bps == 0:
+            return 0
+        packets: float
+        if audio:
+            packets = AUDIO_PACKETS_PER_S
+        else:
+            packets = max(self.fps, 1.0) + self.bitrate_bps / 8 / VIDEO_PACKET_PAYLOAD
+        return int(self.bitrate_bps + packets * PACKET_OVERHEAD_BYTES * 8)
+
+
+def _video(width: int, height: int, fps: float, kbps: int) -> Level:
+    return Level(kbps * 1000, width, height, fps)
+
+
+STETHOSCOPE_LEVELS: tuple[Level, ...] = tuple(Level(k * 1000) for k in (64, 48, 40, 32, 24))
+VOICE_LEVELS: tuple[Level, ...] = tuple(Level(k * 1000) for k in (32, 24, 16, 12, 8))
+STILLS = Level(40_000, mode=VideoMode.STILLS)
+OFF = Level(0, mode=VideoMode.OFF)
+EXAM_LEVELS: tuple[Level, ...] = (
+    _video(1280, 720, 25, 1500),
+    _video(960, 540, 25, 900),
+    _video(640, 360, 25, 600),
+    _video(640, 360, 15, 400),
+    _video(480, 270, 15, 250),
+    _video(320, 180, 15, 150),
+    _video(320, 180, 10, 100),
+    STILLS,
+    OFF,
+)
+ROOM_LEVELS: tuple[Level, ...] = (
+    _video(640, 360, 25, 500),
+    _video(480, 270, 15, 250),
+    _video(320, 180, 10, 100),
+    OFF,
+)
+DEFAULT_LEVELS: Mapping[TrackRole, tuple[Level, ...]] = {
+    "stethoscope": STETHOSCOPE_LEVELS,
+    "voice": VOICE_LEVELS,
+    "exam": EXAM_LEVELS,
+    "room": ROOM_LEVELS,
+}
+AUDIO_ROLES: frozenset[TrackRole] = frozenset({"stethoscope", "voice"})
+
+
+@dataclass(frozen=True)
+class Rung:
+    index: int
+    levels: Mapping[TrackRole, Level]
+
+    @property
+    def cost_bps(self) -> int:
+        return sum(level.wire_bps(role in AUDIO_ROLES) for role, level in self.levels.items())
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{role} {self.levels[role].label}" for role in self.levels)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """What each track should send now: the rung's levels plus any spare budget."""
+
+    rung: Rung
+    bitrates_bps: Mapping[TrackRole, int]
+    budget_bps: float
+
+    def level(self, role: TrackRole) -> Level:
+        return self.rung.levels[role]
+
+
+@dataclass(frozen=True)
+class QualityLadder:
+    """All rungs for the tracks the cart has, best (index 0) to worst."""
+
+    rungs: tuple[Rung, ...]
+    spare_cap: float = 1.3  # a video track may take up to this times its level's rate
+
+    @classmethod
+    def build(
+        cls,
+        roles: Sequence[TrackRole] = PRIORITY,
+        levels: Mapping[TrackRole, Sequence[Level]] = DEFAULT_LEVELS,
+    ) -> QualityLadder:
+        ordered = [role for role in PRIORITY if role in roles]
+        position = dict.fromkeys(ordered, 0)
+        rungs = [Rung(0, {role: levels[role][0] for role in ordered})]
+        for role in reversed(ordered):
+            while position[role] < len(levels[role]) - 1:
+                position[role] += 1
+                current = {r: levels[r][position[r]] for r in ordered}
+                rungs.append(Rung(len(rungs), current))
+        return cls(tuple(rungs))
+
+    @property
+    def floor(self) -> Rung:
+        return self.rungs[-1]
+
+    def best_fit(self, budget_bps: float) -> Rung:
+        """The best rung whose cost fits the budget (the floor if none does)."""
+        for rung in self.rungs:
+            if rung.cost_bps <= budget_bps:
+                return rung
+        return self.floor
+
+    def allocate(self, rung: Rung, budget_bps: float) -> Allocation:
+        """Rung rates, with spare budget going to video tracks in priority order."""
+        rates = {role: level.bitrate_bps for role, level in rung.levels.items()}
+        spare = max(0.0, budget_bps - rung.cost_bps)
+        for role in PRIORITY:
+            level = rung.levels.get(role)
+            if level is None or not level.is_video or spare <= 0:
+                continue
+            extra = min(spare, level.bitrate_bps * (self.spare_cap - 1.0))
+            rates[role] += int(extra)
+            spare -= extra
+        return Allocation(rung, rates, budget_bps)
+
+
+@dataclass
+class RungSelector:
+    """Chooses a rung from a moving budget, with hysteresis against oscillation."""
+
+    ladder: QualityLadder
+    up_margin: float = 1.15  # the next rung up must fit this many times over...
+    up_hold_s: float = 4.0  # ...for this long
+    current: Rung | None = None
+    _fits_up_since: float | None = field(default=None, repr=False)
+    changes: int = 0
+
+    def select(self, budget_bps: float, now: float) -> Rung:
+        fit = self.ladder.best_fit(budget_bps)
+        current = self.current
+        if current is None or fit.index > current.index:
+            self._move(fit)
+            self._fits_up_since = None
+            return fit
+        if current.index == 0:
+            return current
+        up = self.ladder.rungs[current.index - 1]
+        if budget_bps >= up.cost_bps * self.up_margin:
+            if self._fits_up_since is None:
+                self._fits_up_since = now
+            elif now - self._fits_up_since >= self.up_hold_s:
+                self._move(up)
+                self._fits_up_since = now
+        else:
+            self._fits_up_since = None
+        assert self.current is not None
+        return self.current
+
+    def _move(self, rung: Rung) -> None:
+        if self.current is None or rung.index != self.current.index:
+            self.changes += self.current is not None
+            self.current = rung

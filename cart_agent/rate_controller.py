@@ -1,0 +1,256 @@
+"""The sending side's control loop: receiver reports in, per-track encoder settings out.
+
+Every `interval_s` the controller reads each sender's `getStats()` (aiortc records the
+latest RTCP receiver report there as `remote-inbound-rtp`, and what it sent as
+`outbound-rtp`), turns the new reports into one `LinkReport`, feeds the
+`BandwidthEstimator`, picks a rung of the `QualityLadder` through a `RungSelector`
+(hysteresis), and applies the allocation to the senders' encoders:
+`AdaptiveVp8Encoder.set_layer` for video (size, frame rate, bit rate; paused for stills
+or off) and `AdaptiveOpusEncoder` rate and loss for audio. It publishes a `QualityState`
+when something a person would notice changes, and at least every `publish_every_s`.
+
+It owns one asyncio task: `start()` creates it, `stop()` cancels and awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCRtpSender
+
+from .bandwidth_estimator import BandwidthEstimator, LinkReport
+from .encoder_control import AdaptiveVp8Encoder, VideoLayer, encoder_of
+from .opus_settings import PROFILES, AdaptiveOpusEncoder
+from .quality_ladder import (
+    PACKET_OVERHEAD_BYTES,
+    Allocation,
+    QualityLadder,
+    RungSelector,
+    TrackRole,
+)
+from .quality_score import QualityState, quality_state
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[QualityState], Awaitable[None]]
+CLOCK_RATES: Mapping[str, int] = {"audio": 48_000, "video": 90_000}
+
+
+@dataclass
+class _SenderCursor:
+    at: float | None = None
+    bytes_sent: int = 0
+    packets_sent: int = 0
+    report_key: Any = None
+
+
+@dataclass(frozen=True)
+class SenderSample:
+    """One sender's counters and latest receiver report, as read from getStats()."""
+
+    kind: str
+    bytes_sent: int
+    packets_sent: int
+    report_key: Any = None  # changes when a new receiver report arrived
+    fraction_lost: float | None = None  # 0..1
+    rtt_s: float | None = None
+    jitter_s: float | None = None
+
+
+async def read_sender(sender: RTCRtpSender) -> SenderSample:
+    stats = await sender.getStats()
+    bytes_sent = packets_sent = 0
+    sample: dict[str, Any] = {}
+    for item in stats.values():
+        if item.type == "outbound-rtp":
+            bytes_sent, packets_sent = item.bytesSent, item.packetsSent
+        elif item.type == "remote-inbound-rtp":
+            clock = CLOCK_RATES.get(sender.kind, 90_000)
+            sample = {
+                "report_key": (item.timestamp, item.packetsLost, item.jitter),
+                "fraction_lost": (item.fractionLost or 0) / 256,
+                "rtt_s": item.roundTripTime,
+                "jitter_s": item.jitter / clock if item.jitter is not None else None,
+            }
+    return SenderSample(sender.kind, bytes_sent, packets_sent, **sample)
+
+
+@dataclass
+class LinkReportBuilder:
+    """Merges per-sender samples into one `LinkReport` when any receiver report is new."""
+
+    _cursors: dict[str, _SenderCursor] = field(default_factory=dict)
+    sent_bps: float | None = None
+
+    def add(
+        self, now: float, samples: Mapping[str, SenderSample], remb_bps: float | None
+    ) -> LinkReport | None:
+        sent_bits = 0.0
+        elapsed: float | None = None
+        lost_weighted = weight = 0.0
+        rtts: list[float] = []
+        jitters: list[float] = []
+        for name, sample in samples.items():
+            cursor = self._cursors.setdefault(name, _SenderCursor())
+            packets = max(0, sample.packets_sent - cursor.packets_sent)
+            if cursor.at is not None:
+                delta_bytes = max(0, sample.bytes_sent - cursor.bytes_sent)
+                sent_bits += (delta_bytes + packets * PACKET_OVERHEAD_BYTES) * 8
+                elapsed = now - cursor.at
+            if sample.report_key is not None and sample.report_key != cursor.report_key:
+                cursor.report_key = sample.report_key
+                if sample.fraction_lost is not None:
+                    lost_weighted += sample.fraction_lost * max(packets, 1)
+                    weight += max(packets, 1)
+                if sample.rtt_s is not None:
+                    rtts.append(sample.rtt_s)
+                if sample.jitter_s is not None:
+                    jitters.append(sample.jitter_s)
+            cursor.at, cursor.bytes_sent = now, sample.bytes_sent
+            cursor.packets_sent = sample.packets_sent
+        if elapsed:
+            self.sent_bps = sent_bits / elapsed
+        if weight == 0:
+            return None
+        return LinkReport(
+            at=now,
+            fraction_lost=lost_weighted / weight,
+            rtt_s=max(rtts) if rtts else None,
+            jitter_s=max(jitters) if jitters else None,
+            remb_bps=remb_bps,
+            sent_bps=self.sent_bps,
+        )
+
+
+class RateController:
+    """Owns the uplink: estimate, ladder, encoder settings, published quality."""
+
+    def __init__(
+        self,
+        senders: Mapping[TrackRole, RTCRtpSender],
+        publish: Publish,
+        *,
+        ladder: QualityLadder | None = None,
+        estimator: BandwidthEstimator | None = None,
+        on_allocation: Callable[[Allocation], None] | None = None,
+        interval_s: float = 0.5,
+        publish_every_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.senders = dict(senders)
+        self.ladder = ladder or QualityLadder.build(tuple(self.senders))
+        self.estimator = estimator or BandwidthEstimator()
+        self.selector = RungSelector(self.ladder)
+        self._publish = publish
+        self._on_allocation = on_allocation
+        self._interval_s = interval_s
+        self._publish_every_s = publish_every_s
+        self._clock = clock
+        self._reports = LinkReportBuilder()
+        self._task: asyncio.Task[None] | None = None
+        self._last_published: QualityState | None = None
+        self._last_published_at = -1e9
+        self._last_report: LinkReport | None = None
+        self.allocation: Allocation | None = None
+        self.state: QualityState | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="rate-controller")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("rate control step failed; keeping the last settings")
+            await asyncio.sleep(self._interval_s)
+
+    async def tick(self) -> QualityState:
+        """One control step: read stats, estimate, choose, apply, maybe publish."""
+        now = self._clock()
+        names = list(self.senders)
+        samples = await asyncio.gather(*(read_sender(self.senders[n]) for n in names))
+        report = self._reports.add(now, dict(zip(names, samples, strict=True)), self._remb())
+        state = self.step(report, now)
+        if self._should_publish(state, now):
+            self._last_published, self._last_published_at = state, now
+            await self._publish(state)
+        return state
+
+    def step(self, report: LinkReport | None, now: float) -> QualityState:
+        """Estimator, ladder and encoders for one (possibly absent) report."""
+        if report is not None:
+            self.estimator.update(report)
+            self._last_report = report
+        outage = self.estimator.check_silence(now)
+        budget = self.estimator.estimate_bps
+        rung = self.selector.select(budget, now)
+        allocation = self.ladder.allocate(rung, budget)
+        changed = self.allocation is None or self.allocation.rung.index != rung.index
+        self.allocation = allocation
+        last = self._last_report
+        loss = last.fraction_lost if last is not None else 0.0
+        rtt = last.rtt_s if last is not None else None
+        self._apply(allocation, loss, rtt)
+        if changed:
+            log.info("quality rung %d: %s (%s)", rung.index, rung.label, self.estimator.reason)
+            if self._on_allocation is not None:
+                self._on_allocation(allocation)
+        self.state = quality_state(
+            allocation,
+            estimate_bps=budget,
+            loss=loss,
+            rtt_s=rtt,
+            outage=outage,
+            rungs=len(self.ladder.rungs),
+            sent_bps=self._reports.sent_bps,
+            reason=self.estimator.reason,
+        )
+        return self.state
+
+    def _remb(self) -> float | None:
+        rembs = [
+            encoder.remb_bps
+            for encoder in map(encoder_of, self.senders.values())
+            if isinstance(encoder, AdaptiveVp8Encoder) and encoder.remb_bps
+        ]
+        return float(min(rembs)) if rembs else None
+
+    def _apply(self, allocation: Allocation, loss: float, rtt_s: float | None) -> None:
+        for role, sender in self.senders.items():
+            encoder = encoder_of(sender)
+            level = allocation.level(role)
+            rate = allocation.bitrates_bps[role]
+            if isinstance(encoder, AdaptiveVp8Encoder):
+                encoder.keyframe_min_interval_s = max(1.0, 2 * (rtt_s or 0.0))
+                encoder.set_layer(
+                    VideoLayer(level.width, level.height, level.fps, rate, not level.is_video)
+                )
+            elif isinstance(encoder, AdaptiveOpusEncoder):
+                profile = PROFILES.get(role)
+                if profile is not None and encoder.profile != profile:
+                    encoder.use_profile(profile)
+                encoder.set_bitrate(rate)
+                encoder.set_packet_loss(loss)
+
+    def _should_publish(self, state: QualityState, now: float) -> bool:
+        last = self._last_published
+        if last is None or now - self._last_published_at >= self._publish_every_s:
+            return True
+        return (state.rung, state.score, state.message) != (last.rung, last.score, last.message)

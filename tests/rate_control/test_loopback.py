@@ -1,0 +1,143 @@
+"""Two aiortc peers in-process: the rate controller drives real senders from real RTCP."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
+from av import AudioFrame, VideoFrame
+
+from telecart.cart_agent.encoder_control import (
+    AdaptiveVp8Encoder,
+    encoder_of,
+    install_encoder_control,
+    uninstall_encoders,
+)
+from telecart.cart_agent.opus_settings import AdaptiveOpusEncoder, install_opus_settings
+from telecart.cart_agent.quality_score import QualityState
+from telecart.cart_agent.rate_controller import RateController
+
+from .keyframe_storm import moving_frames
+
+
+class MovingVideo(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frames = moving_frames(600.0, 320, 240)
+        self._start = time.monotonic()
+        self._count = 0
+
+    async def recv(self) -> VideoFrame:
+        self._count += 1
+        await asyncio.sleep(max(0.0, self._start + self._count / 15 - time.monotonic()))
+        return next(self._frames)
+
+
+class LowTone(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sent = 0
+        self._start = time.monotonic()
+
+    async def recv(self) -> AudioFrame:
+        await asyncio.sleep(max(0.0, self._start + self._sent / 48_000 - time.monotonic()))
+        t = (self._sent + np.arange(960)) / 48_000
+        samples = (8000 * np.sin(2 * math.pi * 40 * t)).astype(np.int16)
+        frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 48_000, self._sent
+        frame.time_base = fractions.Fraction(1, 48_000)
+        self._sent += 960
+        return frame
+
+
+@pytest.fixture
+async def call() -> AsyncIterator[tuple[RTCRtpSender, RTCRtpSender, list[int]]]:
+    assert install_encoder_control() and install_opus_settings()
+    cart, specialist = RTCPeerConnection(), RTCPeerConnection()
+    video = cart.addTrack(MovingVideo())
+    audio = cart.addTrack(LowTone())
+    received: list[int] = []
+    readers: list[asyncio.Task[None]] = []
+
+    async def read(track: MediaStreamTrack) -> None:
+        while True:
+            frame = await track.recv()
+            if isinstance(frame, VideoFrame):
+                received.append(frame.width)
+
+    specialist.on("track", lambda track: readers.append(asyncio.create_task(read(track))))
+    await cart.setLocalDescription(await cart.createOffer())
+    await specialist.setRemoteDescription(cart.localDescription)
+    await specialist.setLocalDescription(await specialist.createAnswer())
+    await cart.setRemoteDescription(specialist.localDescription)
+    try:
+        for _ in range(100):
+            if len(received) >= 5:
+                break
+            await asyncio.sleep(0.1)
+        yield video, audio, received
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await cart.close()
+        await specialist.close()
+        uninstall_encoders()
+
+
+async def test_rate_changes_in_a_live_call_make_no_keyframes(
+    call: tuple[RTCRtpSender, RTCRtpSender, list[int]],
+) -> None:
+    video, _, received = call
+    encoder = encoder_of(video)
+    assert isinstance(encoder, AdaptiveVp8Encoder)
+    keyframes, requests = encoder.counters.keyframes, encoder.counters.keyframe_requests
+    frames_before = len(received)
+    for step in range(8):
+        encoder.set_target_bitrate((150_000, 600_000)[step % 2])
+        await asyncio.sleep(0.3)
+    assert encoder.counters.rate_changes >= 6
+    new_requests = encoder.counters.keyframe_requests - requests
+    assert encoder.counters.keyframes - keyframes <= new_requests
+    assert encoder.counters.encoders_built == 1
+    assert len(received) > frames_before + 20
+
+
+async def test_rate_controller_reads_reports_and_sets_the_encoders(
+    call: tuple[RTCRtpSender, RTCRtpSender, list[int]],
+) -> None:
+    video, audio, received = call
+    states: list[QualityState] = []
+
+    async def publish(state: QualityState) -> None:
+        states.append(state)
+
+    controller = RateController({"exam": video, "stethoscope": audio}, publish, interval_s=0.25)
+    controller.start()
+    try:
+        await asyncio.sleep(4.0)
+    finally:
+        await controller.stop()
+    assert states
+    last = states[-1]
+    assert last.rtt_ms is not None and last.rtt_ms < 500
+    assert last.loss < 0.05
+    assert last.sent_kbps is not None and last.sent_kbps > 20
+    steth = encoder_of(audio)
+    assert isinstance(steth, AdaptiveOpusEncoder)
+    assert steth.libopus.application == "audio"
+    exam = encoder_of(video)
+    assert isinstance(exam, AdaptiveVp8Encoder)
+    assert controller.allocation is not None
+    assert exam.layer.bitrate_bps == controller.allocation.bitrates_bps["exam"]
+    assert received

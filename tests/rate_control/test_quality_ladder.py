@@ -1,0 +1,144 @@
+"""The ladder: monotonic, priority-ordered at every budget, stable under hysteresis."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from telecart.cart_agent.bandwidth_estimator import BandwidthEstimator
+from telecart.cart_agent.quality_ladder import (
+    DEFAULT_LEVELS,
+    PRIORITY,
+    QualityLadder,
+    RungSelector,
+    VideoMode,
+)
+from telecart.cart_agent.quality_score import quality_state
+
+from .link_model import LinkModel
+
+LADDER = QualityLadder.build()
+
+
+def test_rungs_cost_strictly_less_going_down() -> None:
+    costs = [rung.cost_bps for rung in LADDER.rungs]
+    assert all(a > b for a, b in itertools.pairwise(costs))
+
+
+def test_no_track_ever_improves_going_down() -> None:
+    for upper, lower in itertools.pairwise(LADDER.rungs):
+        for role in PRIORITY:
+            assert lower.levels[role].bitrate_bps <= upper.levels[role].bitrate_bps
+
+
+def test_a_track_degrades_only_when_every_lower_priority_track_is_at_its_floor() -> None:
+    floors = {role: DEFAULT_LEVELS[role][-1] for role in PRIORITY}
+    for upper, lower in itertools.pairwise(LADDER.rungs):
+        changed = [role for role in PRIORITY if upper.levels[role] != lower.levels[role]]
+        assert len(changed) == 1
+        below = PRIORITY[PRIORITY.index(changed[0]) + 1 :]
+        assert all(upper.levels[role] == floors[role] for role in below)
+
+
+@pytest.mark.parametrize("budget", [20_000, 90_000, 150_000, 400_000, 1_000_000, 3_000_000])
+def test_stethoscope_is_never_below_voice_or_video_in_priority(budget: int) -> None:
+    rung = LADDER.best_fit(budget)
+    levels = rung.levels
+    if levels["stethoscope"] != DEFAULT_LEVELS["stethoscope"][0]:
+        assert levels["exam"].mode is VideoMode.OFF
+        assert levels["room"].mode is VideoMode.OFF
+        assert levels["voice"] == DEFAULT_LEVELS["voice"][-1]
+
+
+def test_stills_come_before_audio_only_and_fit_a_100k_link() -> None:
+    modes = [rung.levels["exam"].mode for rung in LADDER.rungs]
+    assert modes.index(VideoMode.STILLS) < modes.index(VideoMode.OFF)
+    assert LADDER.floor.cost_bps < 100_000
+    stills = next(r for r in LADDER.rungs if r.levels["exam"].mode is VideoMode.STILLS)
+    assert stills.levels["stethoscope"] == DEFAULT_LEVELS["stethoscope"][0]
+
+
+def test_best_fit_fits_the_budget() -> None:
+    for budget in range(50_000, 3_000_000, 25_000):
+        rung = LADDER.best_fit(budget)
+        assert rung is LADDER.floor or rung.cost_bps <= budget
+
+
+def test_spare_budget_goes_to_the_exam_camera_first() -> None:
+    rung = LADDER.rungs[1]
+    allocation = LADDER.allocate(rung, rung.cost_bps + 200_000)
+    exam_extra = allocation.bitrates_bps["exam"] - rung.levels["exam"].bitrate_bps
+    room_extra = allocation.bitrates_bps["room"] - rung.levels["room"].bitrate_bps
+    assert exam_extra > 0
+    assert exam_extra >= room_extra
+
+
+def test_ladder_for_a_cart_without_a_room_camera() -> None:
+    ladder = QualityLadder.build(("stethoscope", "voice", "exam"))
+    assert all("room" not in rung.levels for rung in ladder.rungs)
+
+
+def test_selector_steps_down_at_once_and_up_one_rung_after_a_hold() -> None:
+    selector = RungSelector(LADDER, up_hold_s=4.0)
+    top = selector.select(5_000_000, 0.0)
+    assert top.index == 0
+    low = selector.select(150_000, 1.0)
+    assert low.index > 5
+    assert selector.select(5_000_000, 2.0).index == low.index
+    assert selector.select(5_000_000, 5.5).index == low.index
+    assert selector.select(5_000_000, 6.0).index == low.index - 1
+    assert selector.select(5_000_000, 9.0).index == low.index - 1
+    assert selector.select(5_000_000, 10.0).index == low.index - 2
+
+
+def test_selector_ignores_a_budget_hovering_at_a_rung_boundary() -> None:
+    selector = RungSelector(LADDER)
+    boundary = LADDER.rungs[5].cost_bps
+    for step in range(200):
+        budget = boundary * (1.08 if step % 2 else 0.99)
+        selector.select(budget, step * 0.5)
+    assert selector.changes <= 1
+
+
+def test_closed_loop_on_a_stable_rural_link_settles_on_one_rung() -> None:
+    estimator = BandwidthEstimator(estimate_bps=300_000)
+    selector = RungSelector(LADDER)
+    link = LinkModel(capacity_bps=700_000, base_rtt_s=0.6, random_loss=0.03)
+    rungs = []
+    for t in range(1, 301):
+        rung = selector.select(estimator.estimate_bps, float(t))
+        sent = LADDER.allocate(rung, estimator.estimate_bps).rung.cost_bps
+        estimator.update(link.step(float(t), max(sent, estimator.estimate_bps), 1.0))
+        rungs.append(rung.index)
+    late = rungs[120:]
+    changes = sum(1 for a, b in itertools.pairwise(late) if a != b)
+    assert changes <= 6  # at most a few keyframes in three minutes
+    assert LADDER.rungs[max(late)].cost_bps < 700_000
+
+
+def test_quality_state_says_why_video_went_to_stills() -> None:
+    stills = next(r for r in LADDER.rungs if r.levels["exam"].mode is VideoMode.STILLS)
+    state = quality_state(
+        LADDER.allocate(stills, stills.cost_bps),
+        estimate_bps=stills.cost_bps,
+        loss=0.04,
+        rtt_s=0.7,
+        outage=False,
+        rungs=len(LADDER.rungs),
+    )
+    assert state.score == 2
+    assert "still pictures" in state.message and "stethoscope" in state.message
+    assert state.exam == "stills"
+
+
+def test_quality_score_is_zero_in_an_outage_and_five_when_all_is_well() -> None:
+    top = LADDER.allocate(LADDER.rungs[0], 5_000_000)
+    good = quality_state(
+        top, estimate_bps=5e6, loss=0.0, rtt_s=0.05, outage=False, rungs=len(LADDER.rungs)
+    )
+    lost = quality_state(
+        top, estimate_bps=5e6, loss=0.0, rtt_s=0.05, outage=True, rungs=len(LADDER.rungs)
+    )
+    assert (good.score, lost.score) == (5, 0)
+    assert "Connection lost" in lost.message
