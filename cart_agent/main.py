@@ -1,0 +1,45 @@
+"""`telecart agent`: run the cart agent until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from telecart.cart_agent.agent import CartAgent
+from telecart.cart_agent.cart_devices import MissingDeviceError
+from telecart.cart_agent.shutdown import stop_event
+from telecart.config import AgentConfig
+from telecart.devices.config import DevicesConfig
+from telecart.devices.errors import DeviceConfigError
+
+log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 2
+
+
+def run_agent(agent_config: AgentConfig, simulated: bool) -> int:
+    """Run until stopped; returns the process exit code."""
+    try:
+        devices = (
+            DevicesConfig.simulated()
+            if simulated
+            else DevicesConfig.from_dict(agent_config.devices)
+        )
+        return asyncio.run(_serve(agent_config, devices))
+    except (DeviceConfigError, MissingDeviceError, ValueError) as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+async def _serve(agent_config: AgentConfig, devices: DevicesConfig) -> int:
+    stop = stop_event()
+    agent = CartAgent(agent_config, devices)
+    await agent.start()
+    log.info("cart agent running; Ctrl-C to stop")
+    try:
+        await stop.wait()
+    finally:
+        await agent.close()
+    log.info("cart agent stopped")
+    return 0

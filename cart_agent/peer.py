@@ -1,0 +1,162 @@
+"""One RTCPeerConnection for one consultation: the cart's media layout, offer, ICE.
+
+Layout (m-line order, which the specialist page also relies on):
+
+====  =========  ==========  =========================================
+mid   kind       direction   carries
+====  =========  ==========  =========================================
+0     video      sendrecv    room camera out, specialist's camera in
+1     video      sendonly    exam camera
+2     audio      sendonly    stethoscope
+3     audio      sendrecv    nurse's voice out, specialist's voice in
+====  =========  ==========  =========================================
+
+plus the data channels `vitals`, `control` and `stills` (all reliable and ordered).
+The cart always offers; aiortc gathers every candidate before `setLocalDescription`
+returns, so the offer is complete and the cart never trickles. The specialist's
+trickled candidates are added as they come.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.sdp import candidate_from_sdp
+
+from telecart.cart_agent.codecs import install_opus_encoder, opus_settings, prefer_codec
+from telecart.cart_agent.control_channel import CONTROL_LABEL
+from telecart.cart_agent.stills import STILLS_LABEL
+from telecart.cart_agent.tracks import CameraTrack, DeviceAudioTrack
+from telecart.cart_agent.vitals_channel import VITALS_LABEL
+
+log = logging.getLogger(__name__)
+
+VIDEO_CODEC = "video/VP8"
+AUDIO_CODEC = "audio/opus"
+
+
+@dataclass(frozen=True)
+class OutgoingTracks:
+    room: CameraTrack
+    exam: CameraTrack
+    stethoscope: DeviceAudioTrack
+    voice: DeviceAudioTrack
+
+
+@dataclass(frozen=True)
+class DataChannels:
+    vitals: RTCDataChannel
+    control: RTCDataChannel
+    stills: RTCDataChannel
+
+
+def ice_servers_from_json(entries: list[dict[str, object]]) -> list[RTCIceServer]:
+    """`/api/turn`'s `iceServers` as aiortc objects (an empty list means host candidates
+    only; aiortc's own default would be a public STUN server, which carts must not use)."""
+    servers = []
+    for entry in entries:
+        urls = entry.get("urls")
+        username = entry.get("username")
+        credential = entry.get("credential")
+        if isinstance(urls, str):
+            urls = [urls]
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            continue
+        servers.append(
+            RTCIceServer(
+                urls=list(urls),
+                username=username if isinstance(username, str) else None,
+                credential=credential if isinstance(credential, str) else None,
+            )
+        )
+    return servers
+
+
+class CartPeer:
+    """The cart's side of one consultation's WebRTC connection."""
+
+    def __init__(
+        self,
+        ice_servers: list[RTCIceServer],
+        tracks: OutgoingTracks,
+        on_remote_track: Callable[[str, MediaStreamTrack], None],
+        on_connection_state: Callable[[str], None],
+    ) -> None:
+        # max-bundle: one transport for everything. With aiortc's default ("balanced"), a
+        # second m-line of a kind rides on the first one's transport, which bundling then
+        # discards, and that track never flows.
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self.tracks = tracks
+        self._roles: dict[RTCRtpTransceiver, str] = {}
+        video_room = self.pc.addTransceiver(tracks.room, direction="sendrecv")
+        video_exam = self.pc.addTransceiver(tracks.exam, direction="sendonly")
+        stethoscope = self.pc.addTransceiver(tracks.stethoscope, direction="sendonly")
+        voice = self.pc.addTransceiver(tracks.voice, direction="sendrecv")
+        for transceiver, role in (
+            (video_room, "room"),
+            (video_exam, "exam"),
+            (stethoscope, "stethoscope"),
+            (voice, "voice"),
+        ):
+            self._roles[transceiver] = role
+        for transceiver in (video_room, video_exam):
+            prefer_codec(transceiver, VIDEO_CODEC)
+        for transceiver, role in ((stethoscope, "stethoscope"), (voice, "voice")):
+            prefer_codec(transceiver, AUDIO_CODEC)
+            install_opus_encoder(transceiver.sender, opus_settings(role))
+        self.channels = DataChannels(
+            vitals=self.pc.createDataChannel(VITALS_LABEL, ordered=True),
+            control=self.pc.createDataChannel(CONTROL_LABEL, ordered=True),
+            stills=self.pc.createDataChannel(STILLS_LABEL, ordered=True),
+        )
+        self._on_remote_track = on_remote_track
+
+        @self.pc.on("track")
+        def _track(track: MediaStreamTrack) -> None:
+            role = next(
+                (r for t, r in self._roles.items() if t.receiver.track is track), track.kind
+            )
+            on_remote_track(role, track)
+
+        @self.pc.on("connectionstatechange")
+        def _state() -> None:
+            on_connection_state(self.pc.connectionState)
+
+    def track_roles(self) -> dict[str, str]:
+        """mid → role, for the specialist page (valid after `create_offer`)."""
+        return {t.mid: role for t, role in self._roles.items() if t.mid is not None}
+
+    async def create_offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def accept_answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    async def add_candidate(
+        self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
+    ) -> None:
+        if not candidate:
+            await self.pc.addIceCandidate(None)
+            return
+        ice = candidate_from_sdp(candidate.removeprefix("candidate:"))
+        ice.sdpMid = sdp_mid
+        ice.sdpMLineIndex = sdp_mline_index
+        await self.pc.addIceCandidate(ice)
+
+    async def close(self) -> None:
+        await self.pc.close()
