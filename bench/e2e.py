@@ -121,6 +121,7 @@ async def _agent_child() -> int:
         server_url=os.environ["BENCH_SERVER_URL"],
         token=os.environ["BENCH_CART_TOKEN"],
         data_dir=Path(tempfile.mkdtemp(prefix="bench-agent-")),
+        ice_addresses=("127.0.0.1",),
     )
     agent = CartAgent(config, DevicesConfig.simulated(), ConsultationRequest("cardiology"))
     await agent.start()

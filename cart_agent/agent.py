@@ -18,6 +18,7 @@ from telecart.cart_agent.peer import ice_servers_from_json
 from telecart.cart_agent.signalling_loop import NotConnectedError, SignallingLoop
 from telecart.cart_agent.stills import EncodedStill, upload_still
 from telecart.cart_agent.vitals_channel import VitalsFeed
+from telecart.cart_agent.ice_addresses import restrict_host_addresses
 from telecart.config import AgentConfig
 from telecart.devices.config import DevicesConfig
 from telecart.signalling.messages import (
@@ -94,6 +95,8 @@ class CartAgent:
         return self._signalling
 
     async def start(self) -> None:
+        if self._config.ice_addresses:
+            restrict_host_addresses(self._config.ice_addresses)
         await self.devices.open()
         self._feed.start()
         self._http = aiohttp.ClientSession()

@@ -10,6 +10,7 @@ from telecart.cart_agent.agent import CartAgent
 from telecart.cart_agent.cart_devices import MissingDeviceError
 from telecart.cart_agent.shutdown import stop_event
 from telecart.config import AgentConfig
+from telecart.service_notify import ServiceNotifier
 from telecart.devices.config import DevicesConfig
 from telecart.devices.errors import DeviceConfigError
 
@@ -35,11 +36,14 @@ def run_agent(agent_config: AgentConfig, simulated: bool) -> int:
 async def _serve(agent_config: AgentConfig, devices: DevicesConfig) -> int:
     stop = stop_event()
     agent = CartAgent(agent_config, devices)
+    notifier = ServiceNotifier()
     await agent.start()
+    notifier.ready("cart agent running")
     log.info("cart agent running; Ctrl-C to stop")
     try:
         await stop.wait()
     finally:
+        await notifier.stopping()
         await agent.close()
     log.info("cart agent stopped")
     return 0

@@ -78,6 +78,7 @@ class AgentConfig:
     nurse_port: int = 8081
     still_format: str = "jpeg"
     still_jpeg_quality: int = 92
+    ice_addresses: tuple[str, ...] = ()
     devices: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -167,12 +168,16 @@ def _agent_from(
         nurse_port=_int(table, "nurse_port", cfg.nurse_port, "agent"),
         still_format=_str(table, "still_format", cfg.still_format, "agent"),
         still_jpeg_quality=_int(table, "still_jpeg_quality", cfg.still_jpeg_quality, "agent"),
+        ice_addresses=tuple(_list_of_str(table, "ice_addresses", "agent")),
         devices=dict(devices),
     )
     if "TELECART_SERVER_URL" in env:
         cfg = replace(cfg, server_url=env["TELECART_SERVER_URL"])
     if "TELECART_AGENT_DATA_DIR" in env:
         cfg = replace(cfg, data_dir=Path(env["TELECART_AGENT_DATA_DIR"]))
+    if "TELECART_ICE_ADDRESSES" in env:
+        addresses = tuple(a.strip() for a in env["TELECART_ICE_ADDRESSES"].split(",") if a.strip())
+        cfg = replace(cfg, ice_addresses=addresses)
     if "TELECART_CART_TOKEN" in env:
         cfg = replace(cfg, token=env["TELECART_CART_TOKEN"])
     if cfg.still_format not in ("jpeg", "png"):

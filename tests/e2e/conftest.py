@@ -22,8 +22,10 @@ CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
-    # Real host candidates instead of mDNS names, which aiortc cannot resolve here.
+    # Real host candidates instead of mDNS names, which aiortc cannot resolve here, and
+    # only on loopback, so media never leaves 127.0.0.1.
     "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--allow-loopback-in-peer-connection",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
