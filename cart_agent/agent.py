@@ -13,12 +13,12 @@ import aiohttp
 
 from telecart.cart_agent.cart_devices import CartDevices
 from telecart.cart_agent.consultation import Consultation, StillSettings
+from telecart.cart_agent.ice_addresses import restrict_host_addresses
 from telecart.cart_agent.lifecycle import cancel_and_wait
 from telecart.cart_agent.peer import ice_servers_from_json
 from telecart.cart_agent.signalling_loop import NotConnectedError, SignallingLoop
 from telecart.cart_agent.stills import EncodedStill, upload_still
 from telecart.cart_agent.vitals_channel import VitalsFeed
-from telecart.cart_agent.ice_addresses import restrict_host_addresses
 from telecart.config import AgentConfig
 from telecart.devices.config import DevicesConfig
 from telecart.signalling.messages import (

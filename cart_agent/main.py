@@ -10,9 +10,9 @@ from telecart.cart_agent.agent import CartAgent
 from telecart.cart_agent.cart_devices import MissingDeviceError
 from telecart.cart_agent.shutdown import stop_event
 from telecart.config import AgentConfig
-from telecart.service_notify import ServiceNotifier
 from telecart.devices.config import DevicesConfig
 from telecart.devices.errors import DeviceConfigError
+from telecart.service_notify import ServiceNotifier
 
 log = logging.getLogger(__name__)
 
