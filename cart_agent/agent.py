@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -14,8 +15,10 @@ import aiohttp
 from telecart.cart_agent.cart_devices import CartDevices
 from telecart.cart_agent.consultation import Consultation, StillSettings
 from telecart.cart_agent.ice_addresses import restrict_host_addresses
+from telecart.cart_agent.journey_client import JourneyClient
 from telecart.cart_agent.lifecycle import cancel_and_wait
 from telecart.cart_agent.peer import ice_servers_from_json
+from telecart.cart_agent.reconnect import MediaReconnector, SessionOutbox
 from telecart.cart_agent.signalling_loop import NotConnectedError, SignallingLoop
 from telecart.cart_agent.stills import EncodedStill, upload_still
 from telecart.cart_agent.vitals_channel import VitalsFeed
@@ -23,6 +26,8 @@ from telecart.config import AgentConfig
 from telecart.devices.config import DevicesConfig
 from telecart.signalling.messages import (
     Answer,
+    Cancel,
+    Chat,
     Error,
     Hangup,
     IceCandidate,
@@ -38,6 +43,10 @@ from telecart.signalling.session_state import PAIRED_STATES, SessionState
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
+TURN_TIMEOUT_S = 3.0  # a cart offering again while the link is down must not hang here
+REJOIN_CHECK_S = 1.5  # how long a reconnected agent looks for media before offering again
+
+MessageObserver = Callable[[Message], None]
 
 
 @dataclass(frozen=True)
@@ -79,20 +88,51 @@ class CartAgent:
         self.devices = CartDevices(devices_config)
         self._feed = VitalsFeed(self.devices.serial)
         self._signalling = SignallingLoop(
-            config.server_url, config.token, self._on_welcome, self._on_message
+            config.server_url,
+            config.token,
+            self._on_welcome,
+            self._on_message,
+            urgent=lambda: self.consultation is not None,
         )
         self._still_settings = StillSettings(config.still_format, config.still_jpeg_quality)
         self._http: aiohttp.ClientSession | None = None
+        self.journey: JourneyClient | None = None  # the journey API, once started
         self._run_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock = asyncio.Lock()
         self.session: SessionInfo | None = None
         self.consultation: Consultation | None = None
         self.sessions_seen: list[str] = []
+        # --- reliability (issue 10): the session's outbox, renegotiation ---
+        self.outbox: SessionOutbox | None = None
+        self.reconnector = MediaReconnector(
+            lambda: self.consultation, self._signalling.connected.is_set, self._offer_again
+        )
+        self._ice_cache: list[dict[str, object]] = []
+        # --- end reliability ---
+        self.specialties: list[str] = []
+        self._observers: list[MessageObserver] = []
 
     @property
     def signalling(self) -> SignallingLoop:
         return self._signalling
+
+    def observe(self, observer: MessageObserver) -> Callable[[], None]:
+        """Call `observer` with every message to and from the server (the nurse screen's
+        feed); returns a function that stops it."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
+
+    def _notify(self, message: Message) -> None:
+        for observer in list(self._observers):
+            try:
+                observer(message)
+            except Exception:
+                log.exception("a message observer failed on '%s'", message.TYPE)
+
+    async def _send(self, message: Message) -> None:
+        self._notify(message)
+        await self._signalling.send(message)
 
     async def start(self) -> None:
         if self._config.ice_addresses:
@@ -100,11 +140,15 @@ class CartAgent:
         await self.devices.open()
         self._feed.start()
         self._http = aiohttp.ClientSession()
+        self.journey = JourneyClient(self._http, self._http_base, self._token)
         self._run_task = asyncio.create_task(self._signalling.run(), name="signalling")
+        self.reconnector.start()
 
     async def close(self) -> None:
         await cancel_and_wait([self._run_task, *self._tasks])
+        await self.reconnector.close()
         await self._end_consultation()
+        await self._close_outbox()
         await self._feed.close()
         await self.devices.close()
         if self._http is not None:
@@ -116,21 +160,37 @@ class CartAgent:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def request_consultation(self, request: ConsultationRequest) -> None:
-        await self._signalling.send(
+    async def request_consultation(
+        self, request: ConsultationRequest, appointment_id: str | None = None
+    ) -> None:
+        await self._send(
             RequestConsultation(
-                specialty=request.specialty, priority=request.priority, reason=request.reason
+                specialty=request.specialty,
+                priority=request.priority,
+                reason=request.reason,
+                appointment_id=appointment_id,
             )
         )
 
     async def hangup(self) -> None:
         if self.session is not None and self.session.state is not SessionState.ENDED:
-            await self._signalling.send(Hangup(session_id=self.session.session_id))
+            await self._send(Hangup(session_id=self.session.session_id))
+
+    async def cancel(self, reason: str = "") -> None:
+        """Withdraw a request nobody has accepted yet."""
+        if self.session is not None and self.session.state is not SessionState.ENDED:
+            await self._send(Cancel(session_id=self.session.session_id, reason=reason))
+
+    async def send_chat(self, text: str) -> None:
+        if self.session is not None and self.session.state is not SessionState.ENDED:
+            await self._send(Chat(session_id=self.session.session_id, text=text))
 
     # --- signalling ----------------------------------------------------------------------
 
     async def _on_welcome(self, welcome: Welcome) -> None:
         self.session = welcome.session
+        self.specialties = list(welcome.specialties)
+        self._notify(welcome)
         if welcome.session is None:
             await self._end_consultation()
             if self._request is not None:
@@ -140,10 +200,10 @@ class CartAgent:
                 # A demo cart restarted mid-consultation: nobody is waiting for it any more.
                 await self._signalling.send(Hangup(session_id=welcome.session.session_id))
                 return
-            # Back after a drop: the old peer connection is gone for the specialist too.
-            await self._start_consultation(welcome.session.session_id)
+            await self._rejoin(welcome.session.session_id)
 
     async def _on_message(self, message: Message) -> None:
+        self._notify(message)
         consultation = self.consultation
         match message:
             case SessionUpdate(session=session):
@@ -164,8 +224,17 @@ class CartAgent:
         if session.session_id not in self.sessions_seen:
             self.sessions_seen.append(session.session_id)
         log.info("session %s is %s", session.session_id, session.state.value)
+        consultation = self.consultation
+        if consultation is not None and consultation.session_id == session.session_id:
+            # The specialist lost media while ours still flowed (a reloaded page): offer
+            # as soon as ours stops too, without the usual wait (reconnect.py).
+            if session.state is SessionState.RECONNECTING:
+                consultation.peer_reported_loss |= consultation.link_state == "connected"
+            elif session.state is SessionState.LIVE:
+                consultation.peer_reported_loss = False
         if session.state is SessionState.ENDED:
             await self._end_consultation()
+            await self._close_outbox()
             if self._request is not None and self._repeat_after_s is not None:
                 self._spawn(self._request_again(self._request, self._repeat_after_s), "re-request")
         elif session.state is SessionState.ACCEPTED and self.consultation is None:
@@ -181,13 +250,22 @@ class CartAgent:
 
     async def _ice_servers(self) -> list[dict[str, object]]:
         assert self._http is not None
-        async with self._http.get(
-            f"{self._http_base}/api/turn", headers={"Authorization": f"Bearer {self._token}"}
-        ) as response:
-            response.raise_for_status()
-            body = await response.json()
+        try:
+            async with (
+                asyncio.timeout(TURN_TIMEOUT_S),
+                self._http.get(
+                    f"{self._http_base}/api/turn",
+                    headers={"Authorization": f"Bearer {self._token}"},
+                ) as response,
+            ):
+                response.raise_for_status()
+                body = await response.json()
+        except TimeoutError:
+            log.warning("the server did not answer for relay servers; using the last ones")
+            return self._ice_cache
         servers = body.get("iceServers", [])
-        return servers if isinstance(servers, list) else []
+        self._ice_cache = servers if isinstance(servers, list) else []
+        return self._ice_cache
 
     async def _start_consultation(self, session_id: str) -> None:
         async with self._lock:
@@ -200,15 +278,18 @@ class CartAgent:
             consultation = Consultation(
                 session_id,
                 self.devices,
-                self._feed,
+                await self._session_outbox(session_id),
                 servers,
-                self._signalling.send,
-                self._upload,
+                self._send,
                 self._still_settings,
                 on_failed=lambda: self._spawn(self._restart(session_id), "restart-media"),
             )
             self.consultation = consultation
-            await consultation.start()
+            self.reconnector.offered()
+            try:
+                await consultation.start()
+            except NotConnectedError:
+                log.info("session %s: offer waits for the server connection", session_id)
 
     async def _restart(self, session_id: str) -> None:
         """The media path failed: offer again on a fresh peer connection."""
@@ -217,6 +298,44 @@ class CartAgent:
             if self.session.state in PAIRED_STATES:
                 log.info("session %s: media failed, offering again", session_id)
                 await self._start_consultation(session_id)
+
+    async def _rejoin(self, session_id: str) -> None:
+        """Back on the server with the session open: keep media that still flows (the
+        server restarted, media is peer to peer), otherwise offer again."""
+        consultation = self.consultation
+        if consultation is not None and consultation.session_id == session_id:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(REJOIN_CHECK_S):
+                    while consultation.link_state != "connected":  # noqa: ASYNC110
+                        await asyncio.sleep(0.1)
+            if consultation.link_state == "connected" and self.consultation is consultation:
+                log.info("session %s: media still flows; keeping the connection", session_id)
+                consultation.report_media_state()
+                return
+        await self._start_consultation(session_id)
+
+    async def _offer_again(self, session_id: str) -> None:
+        if self.session is not None and self.session.session_id == session_id:
+            if self.session.state in PAIRED_STATES:
+                await self._start_consultation(session_id)
+
+    async def _session_outbox(self, session_id: str) -> SessionOutbox:
+        if self.outbox is not None and self.outbox.session_id != session_id:
+            await self._close_outbox()
+        if self.outbox is None:
+            self.outbox = SessionOutbox(
+                session_id,
+                self._config.data_dir,
+                self._feed,
+                lambda still: self._upload(session_id, still),
+            )
+            await self.outbox.start()
+        return self.outbox
+
+    async def _close_outbox(self) -> None:
+        outbox, self.outbox = self.outbox, None
+        if outbox is not None:
+            await outbox.close()
 
     async def _end_consultation(self) -> None:
         async with self._lock:

@@ -26,6 +26,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+MIN_PLAUSIBLE_RTT_S = 0.005
+
 
 @dataclass(frozen=True)
 class LinkReport:
@@ -49,22 +51,33 @@ class EstimatorConfig:
     start_bps: float = 300_000
     min_bps: float = 60_000
     max_bps: float = 2_500_000
-    decrease_loss: float = 0.10  # step down above this loss...
-    decrease_excess_loss: float = 0.05  # ...or this much above the link's usual loss
+    # Step down above this loss and this much above the link's usual loss (a 5-7 %
+    # spike alone, seen on a 2 Mbit/s link carrying 470 kbit/s, no longer costs a rung).
+    decrease_loss: float = 0.10
+    decrease_excess_loss: float = 0.05
     hold_excess_loss: float = 0.02  # no probing while loss is this much above usual
     delivered_margin: float = 0.9  # on heavy loss, aim at this share of what got through
     delay_backoff: float = 0.85  # on a rising delay, aim at this share of the sending rate
-    rtt_rise_s: float = 0.1  # a delay rise counts above floor + max(this, share * floor)
-    rtt_rise_share: float = 0.25
+    rtt_rise_s: float = 0.15  # a delay rise counts above floor + max(this, share * floor)...
+    rtt_rise_share: float = 0.5
+    rtt_rise_reports: int = 2  # ...in this many reports in a row, each above the last
+    # (one high RTT is often the cart's own event loop late on a busy 2-core machine:
+    # measured 380 ms on rural-3g while sending 73 of 384 kbit/s)
     rtt_window_s: float = 30.0
     loss_window_s: float = 20.0
-    increase_per_s: float = 0.06  # multiplicative probing speed
+    increase_per_s: float = 0.12  # multiplicative probing speed
+    startup_increase_per_s: float = 0.8  # until the first congestion signal (slow start)
     near_ceiling_increase_per_s: float = 0.01  # slower near where congestion last began
     near_ceiling_share: float = 0.8
     increase_hold_s: float = 4.0  # no probing this soon after a decrease
-    probe_headroom: float = 1.5  # never estimate above this times the sending rate
-    min_decrease_interval_s: float = 0.5
-    silence_s: float = 4.0  # no report for this long: an outage
+    probe_headroom: float = 1.5  # never estimate above this times the sending rate...
+    probe_headroom_bps: float = 250_000  # ...or this much above it (paused or small video)
+    # A receiver report covers about the last second: the one after a decrease still
+    # shows the loss from before it (a second cut 0.5 s later took rural-3g to the floor).
+    min_decrease_interval_s: float = 1.0
+    silence_s: float = 6.5  # no report for this long: an outage (audio-only RR: every 5 s)
+    delay_grace_s: float = 1.5  # a delay rise this soon after a decrease is the queue draining
+    use_remb: bool = False  # see `update`
     recovery_share: float = 0.5  # after an outage, resume at this share of the last good
 
 
@@ -90,6 +103,8 @@ class BandwidthEstimator:
     _losses: deque[_Sample] = field(default_factory=deque)
     _previous_rtt: float | None = None
     _ceiling_bps: float | None = None  # the sending rate at which congestion last began
+    _congested_once: bool = False  # ends the start-up phase
+    _rising_reports: int = 0
 
     def __post_init__(self) -> None:
         if self.estimate_bps <= 0:
@@ -99,19 +114,25 @@ class BandwidthEstimator:
     @property
     def usual_loss(self) -> float:
         """The link's background loss: a low percentile of recent reports."""
-        if not self._losses:
+        if len(self._losses) < 5:  # too few to tell random loss from congestion
             return 0.0
         values = sorted(s.value for s in self._losses)
         return values[len(values) // 5]
 
     @property
     def rtt_floor_s(self) -> float | None:
-        return min((s.value for s in self._rtts), default=None)
+        """A low percentile, not the minimum: aiortc's RTT from a receiver report that
+        echoes an older sender report comes out too small or negative now and then."""
+        if not self._rtts:
+            return None
+        values = sorted(s.value for s in self._rtts)
+        return values[len(values) // 10]
 
     def update(self, report: LinkReport) -> float:
         """Feed one report; returns the new estimate in bit/s."""
         cfg = self.config
         now = report.at
+        usual = self.usual_loss  # before this report joins the window
         self._remember(report)
         elapsed = 0.0 if self._last_update_at is None else max(0.0, now - self._last_update_at)
         self._last_update_at = now
@@ -126,23 +147,22 @@ class BandwidthEstimator:
                 self._last_decrease_at = now
                 return self.estimate_bps
 
-        usual = self.usual_loss
         rising = self._delay_rising(report.rtt_s)
         can_decrease = now - self._last_decrease_at >= max(
             cfg.min_decrease_interval_s, report.rtt_s or 0.0
         )
         sent = report.sent_bps
 
-        if loss > cfg.decrease_loss or loss > usual + cfg.decrease_excess_loss:
+        if loss > max(cfg.decrease_loss, usual + cfg.decrease_excess_loss):
             if can_decrease:
                 basis = self.estimate_bps if sent is None else min(self.estimate_bps, sent)
                 self._note_ceiling(basis)
-                delivered = basis * (1.0 - loss)
-                self._set(min(self.estimate_bps, delivered * cfg.delivered_margin))
+                target = basis * (1.0 - loss) * cfg.delivered_margin
+                self._set(min(self.estimate_bps, target))
                 self._last_decrease_at = now
             self.reason = f"loss {loss:.0%}"
         elif rising:
-            if can_decrease:
+            if can_decrease and now - self._last_decrease_at >= cfg.delay_grace_s:
                 basis = self.estimate_bps if sent is None else min(self.estimate_bps, sent)
                 self._note_ceiling(basis)
                 self._set(min(self.estimate_bps, basis * cfg.delay_backoff))
@@ -154,22 +174,30 @@ class BandwidthEstimator:
             self.reason = "holding after a decrease"
         else:
             ceiling = self._ceiling_bps
-            speed = cfg.increase_per_s
-            if ceiling is not None and self.estimate_bps > ceiling * 1.25:
+            speed = cfg.increase_per_s if self._congested_once else cfg.startup_increase_per_s
+            if ceiling is not None and self.estimate_bps > ceiling * 1.1:
                 self._ceiling_bps = None  # the link got better: probe at full speed again
             elif ceiling is not None and self.estimate_bps > ceiling * cfg.near_ceiling_share:
                 speed = cfg.near_ceiling_increase_per_s
             grown = self.estimate_bps * (1.0 + speed) ** elapsed
             if sent is not None:
-                grown = min(grown, max(self.estimate_bps, sent * cfg.probe_headroom))
+                limit = max(sent * cfg.probe_headroom, sent + cfg.probe_headroom_bps)
+                grown = min(grown, max(self.estimate_bps, limit))
             self._set(grown)
             self._last_good_bps = max(self._last_good_bps * 0.99, self.estimate_bps)
             self.reason = "probing up"
 
-        if report.remb_bps is not None and report.remb_bps > 0:
-            if report.remb_bps < self.estimate_bps:
+        if cfg.use_remb and report.remb_bps is not None and report.remb_bps > 0:
+            # Off by default: a receiver's REMB follows what it receives (≤ 1.5 × incoming
+            # in libwebrtc, lower in aiortc), so while video is paused or small it says
+            # little, and as a ceiling it pinned the estimate at the floor after a step
+            # down (measured on the `step` profile). Even when on, it caps probing only.
+            basis = sent if sent is not None else self.estimate_bps
+            floor = max(basis * cfg.probe_headroom, basis + cfg.probe_headroom_bps)
+            ceiling = max(report.remb_bps, floor)
+            if ceiling < self.estimate_bps:
                 self.reason = "receiver's limit"
-            self._set(min(self.estimate_bps, report.remb_bps))
+            self._set(min(self.estimate_bps, ceiling))
         return self.estimate_bps
 
     def check_silence(self, now: float) -> bool:
@@ -188,8 +216,13 @@ class BandwidthEstimator:
         return self.in_outage
 
     def _note_ceiling(self, bps: float) -> None:
+        self._congested_once = True
         previous = self._ceiling_bps
-        self._ceiling_bps = bps if previous is None else 0.7 * previous + 0.3 * bps
+        # Congestion at a lower rate replaces the ceiling (the link got worse); at a
+        # higher one it moves it up only partly.
+        self._ceiling_bps = (
+            bps if previous is None or bps < previous else 0.7 * previous + 0.3 * bps
+        )
 
     def _set(self, bps: float) -> None:
         self.estimate_bps = min(max(bps, self.config.min_bps), self.config.max_bps)
@@ -199,15 +232,29 @@ class BandwidthEstimator:
         self._losses.append(_Sample(report.at, report.fraction_lost))
         while self._losses and report.at - self._losses[0].at > cfg.loss_window_s:
             self._losses.popleft()
-        if report.rtt_s is not None:
+        if self._plausible_rtt(report.rtt_s):
+            assert report.rtt_s is not None
             self._rtts.append(_Sample(report.at, report.rtt_s))
             while self._rtts and report.at - self._rtts[0].at > cfg.rtt_window_s:
                 self._rtts.popleft()
 
+    def _plausible_rtt(self, rtt: float | None) -> bool:
+        """False for aiortc's stale-report artefacts: a round trip below 5 ms or below
+        half the recent median (seen on the `step` link: -67, 8, 22 ms among 100 ms)."""
+        if rtt is None or rtt <= MIN_PLAUSIBLE_RTT_S:
+            return False
+        if len(self._rtts) < 3:
+            return True
+        values = sorted(s.value for s in self._rtts)
+        return rtt >= 0.5 * values[len(values) // 2]
+
     def _delay_rising(self, rtt: float | None) -> bool:
+        if not self._plausible_rtt(rtt):
+            rtt = None
         previous, self._previous_rtt = self._previous_rtt, rtt
         floor = self.rtt_floor_s
         if rtt is None or previous is None or floor is None or len(self._rtts) < 3:
             return False
         threshold = floor + max(self.config.rtt_rise_s, self.config.rtt_rise_share * floor)
-        return rtt > threshold and rtt > previous
+        self._rising_reports = self._rising_reports + 1 if rtt > max(threshold, previous) else 0
+        return self._rising_reports >= self.config.rtt_rise_reports

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -13,7 +12,6 @@ from typing import Any
 
 from aiortc import RTCIceServer
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.stats import RTCRemoteInboundRtpStreamStats
 
 from telecart.cart_agent.cart_devices import CartDevices
 from telecart.cart_agent.control_channel import (
@@ -27,30 +25,34 @@ from telecart.cart_agent.control_channel import (
     SwitchCamera,
 )
 from telecart.cart_agent.lifecycle import cancel_and_wait
+from telecart.cart_agent.media_watchdog import LinkState, MediaWatchdog
 from telecart.cart_agent.peer import CartPeer, OutgoingTracks
-from telecart.cart_agent.stills import EncodedStill, StillError, encode_still, send_still
+from telecart.cart_agent.quality_ladder import Allocation, VideoMode
+from telecart.cart_agent.quality_score import QualityState
+from telecart.cart_agent.rate_controller import RateController
+from telecart.cart_agent.reconnect import SessionOutbox
+from telecart.cart_agent.stethoscope_filter import BANDS, StethoscopeFilter
+from telecart.cart_agent.stills import EncodedStill, StillsSender, encode_still
+from telecart.cart_agent.stills_mode import StillsMode
 from telecart.cart_agent.tracks import (
     CameraTrack,
     DeviceAudioTrack,
     RemoteAudioPlayer,
     RemoteVideo,
 )
-from telecart.cart_agent.vitals_channel import VitalsFeed, VitalsSender
+from telecart.cart_agent.vitals_channel import VitalsSender
 from telecart.devices.errors import DeviceError
 from telecart.devices.status import DeviceStatus
-from telecart.signalling.messages import MediaState, MediaStateName, Message, Offer
+from telecart.signalling.messages import MediaState, MediaStateName, Message, Offer, Quality
 
 log = logging.getLogger(__name__)
 
-QUALITY_INTERVAL_S = 2.0
 _MEDIA_STATES: dict[str, MediaStateName] = {
     "connecting": "connecting",
     "connected": "connected",
     "disconnected": "disconnected",
     "failed": "failed",
 }
-
-Uploader = Callable[[str, EncodedStill], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -66,36 +68,52 @@ class Consultation:
         self,
         session_id: str,
         devices: CartDevices,
-        feed: VitalsFeed,
+        outbox: SessionOutbox,
         ice_servers: list[RTCIceServer],
         send: Callable[[Message], Awaitable[None]],
-        upload: Uploader,
         still_settings: StillSettings,
         on_failed: Callable[[], None],
     ) -> None:
         self.session_id = session_id
         self._devices = devices
         self._send = send
-        self._upload = upload
         self._still_settings = still_settings
         self._on_failed = on_failed
         self._tasks: set[asyncio.Task[Any]] = set()
         self.connection_state = "new"
-        self.stills_sent: list[EncodedStill] = []
-        self.stills_stored: dict[str, dict[str, Any]] = {}
+        self._outbox = outbox
+        # --- reliability (issue 10): link watchdog, offer bookkeeping ---
+        self._watchdog: MediaWatchdog | None = None
+        self.link_state: str = "connecting"
+        self._offered_at: float | None = None
+        self._answered = False
+        self.peer_reported_loss = False  # set by the agent from the session's state
+        # --- end reliability ---
         self.remote_audio: RemoteAudioPlayer | None = None
         self.remote_video: RemoteVideo | None = None
         tracks = OutgoingTracks(
             room=CameraTrack("room", devices.cameras["room"]),
             exam=CameraTrack("exam", devices.cameras["exam"]),
-            stethoscope=DeviceAudioTrack("stethoscope", devices.audio_inputs["stethoscope"]),
+            stethoscope=DeviceAudioTrack(
+                "stethoscope", devices.audio_inputs["stethoscope"], StethoscopeFilter("wide")
+            ),
             voice=DeviceAudioTrack("voice", devices.audio_inputs["voice"]),
         )
         self.peer = CartPeer(ice_servers, tracks, self._remote_track, self._connection_state)
-        self.vitals = VitalsSender(self.peer.channels.vitals, feed)
+        self.vitals = VitalsSender(self.peer.channels.vitals, outbox.vitals)
+        self.stills = StillsSender(self.peer.channels.stills, outbox.stills)
         self.control = ControlChannel(self.peer.channels.control, self._execute)
         self.control.when_open(self._greet)
         self._unsubscribe_status = devices.board.subscribe(self._device_status)
+        # --- adaptation (issue 9): rate control, stills mode, published quality ---
+        self.stills_mode = StillsMode(self.peer.channels.stills, lambda: tracks.exam.latest_image)
+        self.rate_controller = RateController(
+            self.peer.senders(), self._publish_quality, on_allocation=self._allocation
+        )
+        self._frames_at = {
+            t.role: (t.frames_sent, time.monotonic()) for t in (tracks.room, tracks.exam)
+        }
+        # --- end adaptation ---
 
     @property
     def tracks(self) -> OutgoingTracks:
@@ -116,11 +134,50 @@ class Consultation:
     async def start(self) -> None:
         """Create and send the offer."""
         sdp = await self.peer.create_offer()
+        self._offered_at = time.monotonic()
         await self._send(Offer(session_id=self.session_id, sdp=sdp))
         log.info("session %s: offer sent", self.session_id)
 
     async def accept_answer(self, sdp: str) -> None:
+        self._answered = True
         await self.peer.accept_answer(sdp)
+
+    # --- reliability (issue 10) ----------------------------------------------------------
+
+    @property
+    def stills_sent(self) -> list[EncodedStill]:
+        return self.stills.sent
+
+    @property
+    def stills_stored(self) -> dict[str, dict[str, Any]]:
+        return self._outbox.stills.stored
+
+    def lost_for(self) -> float:
+        """Seconds since media stopped arriving (0 while it flows)."""
+        lost_at = self._watchdog.lost_at if self._watchdog is not None else None
+        return time.monotonic() - lost_at if lost_at is not None else 0.0
+
+    def unanswered_for(self) -> float:
+        """Seconds the offer has waited for an answer (0 once answered)."""
+        if self._answered or self._offered_at is None:
+            return 0.0
+        return time.monotonic() - self._offered_at
+
+    def _link_changed(self, state: LinkState) -> None:
+        self.link_state = state
+        if state == "failed":
+            if self.connection_state != "failed":
+                self._on_failed()
+            return
+        message = MediaState(session_id=self.session_id, state=state)
+        self._spawn(self._send(message), "media-state")
+
+    def report_media_state(self) -> None:
+        """Tell the server again how media is (after the signalling reconnected)."""
+        state = self.link_state if self.link_state != "failed" else "disconnected"
+        if state in ("connected", "disconnected"):
+            message = MediaState(session_id=self.session_id, state=state)  # type: ignore[arg-type]
+            self._spawn(self._send(message), "media-state")
 
     async def add_candidate(
         self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
@@ -138,8 +195,12 @@ class Consultation:
             self._spawn(self._send(message), "media-state")
         if state == "failed":
             self._on_failed()
-        if state == "connected" and not any(t.get_name() == "quality" for t in self._tasks):
-            self._spawn(self._report_quality(), "quality")
+        if state == "connected":
+            self.rate_controller.start()
+            if self._watchdog is None:
+                self.link_state = "connected"
+                self._watchdog = MediaWatchdog(self.peer.pc, self._link_changed)
+                self._watchdog.start()
 
     def _remote_track(self, role: str, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and self._devices.speaker is not None:
@@ -155,7 +216,7 @@ class Consultation:
 
     def _settings(self) -> dict[str, Any]:
         tracks = self.tracks
-        stethoscope = self._devices.audio_inputs["stethoscope"]
+        band_filter = tracks.stethoscope.band_filter
         return {
             "type": "state",
             "cameras": {
@@ -163,35 +224,42 @@ class Consultation:
                 for t in (tracks.room, tracks.exam)
             },
             "muted": {t.role: t.muted for t in (tracks.stethoscope, tracks.voice)},
-            "stethoscope_mode": getattr(stethoscope, "mode", None),
+            "stethoscope_mode": band_filter.mode if band_filter is not None else None,
         }
 
     def _device_status(self, status: DeviceStatus) -> None:
         self.control.send_event({"type": "device_status", **dataclasses.asdict(status)})
 
-    async def _report_quality(self) -> None:
-        previous = {t.role: t.frames_sent for t in (self.tracks.room, self.tracks.exam)}
-        while True:
-            await asyncio.sleep(QUALITY_INTERVAL_S)
-            stats = await self.peer.pc.getStats()
-            rtts = [
-                s.roundTripTime
-                for s in stats.values()
-                if isinstance(s, RTCRemoteInboundRtpStreamStats) and s.roundTripTime is not None
-            ]
-            fps = {}
-            for track in (self.tracks.room, self.tracks.exam):
-                sent = track.frames_sent - previous[track.role]
-                fps[track.role] = round(sent / QUALITY_INTERVAL_S, 1)
-                previous[track.role] = track.frames_sent
-            self.control.send_event(
-                {
-                    "type": "quality",
-                    "rtt_ms": round(1000 * max(rtts), 1) if rtts else None,
-                    "fps": fps,
-                    "at": time.time(),
-                }
-            )
+    # --- adaptation (issue 9) ------------------------------------------------------------
+
+    def _allocation(self, allocation: Allocation) -> None:
+        stills = allocation.level("exam").mode is VideoMode.STILLS
+        self.stills_mode.set_budget(allocation.bitrates_bps["exam"] if stills else 0)
+
+    async def _publish_quality(self, state: QualityState) -> None:
+        """The controller's state to both screens (control channel) and the server."""
+        self.control.send_event(
+            {"type": "quality", **state.as_dict(), "fps": self._sent_fps(), "at": time.time()}
+        )
+        quality = Quality(
+            session_id=self.session_id,
+            score=state.score,
+            estimate_kbps=state.estimate_kbps,
+            loss=state.loss,
+            rtt_ms=state.rtt_ms,
+            rung=f"{state.rung}/{state.rungs - 1}: exam {state.exam}, room {state.room}",
+        )
+        self._spawn(self._send(quality), "quality")
+
+    def _sent_fps(self) -> dict[str, float]:
+        """Frames the cameras handed to the encoders per second since the last call."""
+        fps = {}
+        now = time.monotonic()
+        for track in (self.tracks.room, self.tracks.exam):
+            frames, at = self._frames_at[track.role]
+            fps[track.role] = round((track.frames_sent - frames) / max(now - at, 1e-3), 1)
+            self._frames_at[track.role] = (track.frames_sent, now)
+        return fps
 
     # --- commands ------------------------------------------------------------------------
 
@@ -208,12 +276,12 @@ class Consultation:
             case PauseCamera(track=role, paused=paused):
                 video[role].paused = paused
             case SetStethoscopeMode(mode=mode):
+                band_filter = tracks.stethoscope.band_filter
+                if band_filter is not None and mode in BANDS:
+                    band_filter.set_mode(mode)
                 source = self._devices.audio_inputs["stethoscope"]
-                if not hasattr(source, "mode"):
-                    raise CommandError(
-                        "this stethoscope has no selectable mode: set it on the device"
-                    )
-                source.mode = mode
+                if hasattr(source, "mode"):  # a simulated stethoscope also reweights
+                    source.mode = mode
             case Mute(track=role, muted=muted):
                 audio = {"stethoscope": tracks.stethoscope, "voice": tracks.voice}
                 audio[role].muted = muted
@@ -222,7 +290,8 @@ class Consultation:
         self.control.send_event(self._settings())
 
     async def take_still(self, camera: str = "exam") -> EncodedStill:
-        """Capture at full resolution, send it to the specialist, store it on the server."""
+        """Capture at full resolution; the session's outbox sends it to the specialist (now,
+        or when the link returns) and stores it on the server."""
         try:
             image = await self._devices.cameras[camera].capture_still()
         except DeviceError as exc:
@@ -231,32 +300,19 @@ class Consultation:
         still = await asyncio.to_thread(
             encode_still, image, camera, settings.still_format, settings.jpeg_quality
         )
-        try:
-            await send_still(self.peer.channels.stills, still)
-        except StillError as exc:
-            raise CommandError(str(exc)) from exc
-        self.stills_sent.append(still)
-        log.info("session %s: still %s sent (%d bytes, %dx%d)", self.session_id,
+        await self._outbox.stills.add(still)
+        log.info("session %s: still %s queued (%d bytes, %dx%d)", self.session_id,
                  still.still_id, len(still.data), still.width, still.height)  # fmt: skip
-        self._spawn(self._store(still), "still-upload")
         return still
-
-    async def _store(self, still: EncodedStill) -> None:
-        record = await self._upload(self.session_id, still)
-        self.stills_stored[still.still_id] = record
-        channel = self.peer.channels.stills
-        if channel.readyState == "open":
-            stored = {
-                "type": "still_stored",
-                "still_id": still.still_id,
-                "server_still_id": record["still_id"],
-                "url": record["url"],
-            }
-            channel.send(json.dumps(stored))
 
     async def close(self) -> None:
         self._unsubscribe_status()
+        await self.rate_controller.stop()
+        await self.stills_mode.close()
         await self.vitals.close()
+        await self.stills.close()
+        if self._watchdog is not None:
+            await self._watchdog.close()
         await cancel_and_wait(list(self._tasks))
         for sink in (self.remote_audio, self.remote_video):
             if sink is not None:

@@ -278,6 +278,9 @@ class VideoLayer:
     paused: bool = False
 
 
+START_BOX: tuple[int, int] = (320, 180)
+
+
 def fit_within(src_w: int, src_h: int, max_w: int, max_h: int) -> tuple[int, int]:
     """The largest even size within the box, keeping the aspect ratio, never upscaled."""
     scale = min(max_w / src_w, max_h / src_h, 1.0)
@@ -305,7 +308,7 @@ class AdaptiveVp8Encoder(Vp8Encoder):
 
     def __init__(
         self,
-        bitrate_bps: int = 300_000,
+        bitrate_bps: int = 100_000,
         *,
         keyframe_min_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -314,7 +317,9 @@ class AdaptiveVp8Encoder(Vp8Encoder):
         libvpx()  # fail here, not in the first frame, if libvpx is unusable
         self._lock = threading.Lock()
         self._clock = clock
-        self._layer = VideoLayer(0, 0, 30.0, _clamp(bitrate_bps))
+        # Small until the rate controller's first step (≤ 0.5 s after the first frame):
+        # two cameras at full size for that long overflowed a 384 kbit/s queue (33 % loss).
+        self._layer = VideoLayer(*START_BOX, 15.0, _clamp(bitrate_bps))
         self._vpx: LibvpxVp8 | None = None
         self._last_keyframe_at = -1e9
         self._keyframe_pending = False

@@ -65,6 +65,7 @@ class OpusProfile:
     dtx: bool = False
     complexity: int = 9
     max_loss_percent: int = 30  # FEC sized for up to this much loss
+    frame_ms: int = 40  # per packet: 20 or 40 (see `AdaptiveOpusEncoder.encode`)
 
 
 STETHOSCOPE: Final = OpusProfile("audio", min_bps=24_000, max_bps=64_000, start_bps=48_000)
@@ -202,6 +203,8 @@ class AdaptiveOpusEncoder(Encoder):
             format="s16", layout="mono", rate=SAMPLE_RATE, frame_size=FRAME_SAMPLES
         )
         self.first_pts: int | None = None
+        self._pending: list[np.ndarray[Any, Any]] = []
+        self._pending_pts: int | None = None
 
     @property
     def profile(self) -> OpusProfile:
@@ -246,20 +249,22 @@ class AdaptiveOpusEncoder(Encoder):
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         assert isinstance(frame, AudioFrame)
         self._apply()
-        pcm_parts = []
-        timestamp: int | None = None
         for chunk in self.resampler.resample(frame):
-            if chunk.pts is not None and timestamp is None:
+            if chunk.pts is not None and self._pending_pts is None:
                 if self.first_pts is None:
                     self.first_pts = chunk.pts
-                timestamp = chunk.pts - self.first_pts
-            pcm_parts.append(chunk.to_ndarray().reshape(-1))
-        if not pcm_parts:
+                self._pending_pts = chunk.pts - self.first_pts
+            self._pending.append(chunk.to_ndarray().reshape(-1))
+        # One packet per `frame_ms` (40 ms halves the 60-byte packet overhead, 12 kbit/s a
+        # track); several chunks at once (a late source) go out as one longer Opus
+        # frame, since aiortc gives every payload of one call the same RTP timestamp.
+        frame_samples = SAMPLE_RATE * self.profile.frame_ms // 1000
+        if sum(part.size for part in self._pending) < frame_samples:
             return [], 0
-        # Several 20 ms chunks at once (a late source) go out as one longer Opus frame,
-        # since aiortc gives every payload of one call the same RTP timestamp.
-        pcm = np.concatenate(pcm_parts)[: FRAME_SAMPLES * 6]
-        return [self._opus.encode(pcm)], timestamp or 0
+        pcm = np.concatenate(self._pending)[: FRAME_SAMPLES * 6]
+        timestamp = self._pending_pts or 0
+        self._pending, self._pending_pts = [], None
+        return [self._opus.encode(pcm)], timestamp
 
     def pack(self, packet: Packet[Any]) -> tuple[list[bytes], int]:
         timestamp = convert_timebase(packet.pts or 0, packet.time_base or TIME_BASE, TIME_BASE)

@@ -15,6 +15,10 @@ plus the data channels `vitals`, `control` and `stills` (all reliable and ordere
 The cart always offers; aiortc gathers every candidate before `setLocalDescription`
 returns, so the offer is complete and the cart never trickles. The specialist's
 trickled candidates are added as they come.
+
+Every peer runs on the adapted media stack (docs/adaptation.md): `prepare_media_stack`
+puts our VP8 and Opus encoders and the long-RTT consent check into aiortc/aioice before
+the connection exists, and each audio sender gets its role's Opus profile up front.
 """
 
 from __future__ import annotations
@@ -29,14 +33,19 @@ from aiortc import (
     RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
-from telecart.cart_agent.codecs import install_opus_encoder, opus_settings, prefer_codec
+from telecart.cart_agent.codecs import prefer_codec
 from telecart.cart_agent.control_channel import CONTROL_LABEL
+from telecart.cart_agent.encoder_control import install_encoder_control
+from telecart.cart_agent.ice_consent import install_consent_fix
+from telecart.cart_agent.opus_settings import install_opus_settings, prepare_audio_sender
+from telecart.cart_agent.quality_ladder import TrackRole
 from telecart.cart_agent.stills import STILLS_LABEL
 from telecart.cart_agent.tracks import CameraTrack, DeviceAudioTrack
 from telecart.cart_agent.vitals_channel import VITALS_LABEL
@@ -60,6 +69,24 @@ class DataChannels:
     vitals: RTCDataChannel
     control: RTCDataChannel
     stills: RTCDataChannel
+
+
+@dataclass(frozen=True)
+class MediaStack:
+    """Which of our replacements for aiortc/aioice defaults are in force."""
+
+    vp8_rate_control: bool
+    opus_profiles: bool
+    consent_fix: bool
+
+
+def prepare_media_stack() -> MediaStack:
+    """Install our VP8/Opus encoders and consent check into aiortc/aioice (idempotent).
+
+    Each piece falls back to the library's own behaviour, with an error logged, if the
+    library has changed shape; the call still goes ahead.
+    """
+    return MediaStack(install_encoder_control(), install_opus_settings(), install_consent_fix())
 
 
 def ice_servers_from_json(entries: list[dict[str, object]]) -> list[RTCIceServer]:
@@ -94,6 +121,7 @@ class CartPeer:
         on_remote_track: Callable[[str, MediaStreamTrack], None],
         on_connection_state: Callable[[str], None],
     ) -> None:
+        self.media_stack = prepare_media_stack()
         # max-bundle: one transport for everything. With aiortc's default ("balanced"), a
         # second m-line of a kind rides on the first one's transport, which bundling then
         # discards, and that track never flows.
@@ -101,23 +129,25 @@ class CartPeer:
             RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
         self.tracks = tracks
-        self._roles: dict[RTCRtpTransceiver, str] = {}
+        self._roles: dict[RTCRtpTransceiver, TrackRole] = {}
         video_room = self.pc.addTransceiver(tracks.room, direction="sendrecv")
         video_exam = self.pc.addTransceiver(tracks.exam, direction="sendonly")
         stethoscope = self.pc.addTransceiver(tracks.stethoscope, direction="sendonly")
         voice = self.pc.addTransceiver(tracks.voice, direction="sendrecv")
-        for transceiver, role in (
+        layout: tuple[tuple[RTCRtpTransceiver, TrackRole], ...] = (
             (video_room, "room"),
             (video_exam, "exam"),
             (stethoscope, "stethoscope"),
             (voice, "voice"),
-        ):
-            self._roles[transceiver] = role
+        )
+        self._roles.update(layout)
         for transceiver in (video_room, video_exam):
             prefer_codec(transceiver, VIDEO_CODEC)
-        for transceiver, role in ((stethoscope, "stethoscope"), (voice, "voice")):
+        for transceiver, role in layout[2:]:
             prefer_codec(transceiver, AUDIO_CODEC)
-            install_opus_encoder(transceiver.sender, opus_settings(role))
+            if self.media_stack.opus_profiles:
+                # Only Opus is offered, so the role's encoder is right from the first frame.
+                prepare_audio_sender(transceiver.sender, role)
         self.channels = DataChannels(
             vitals=self.pc.createDataChannel(VITALS_LABEL, ordered=True),
             control=self.pc.createDataChannel(CONTROL_LABEL, ordered=True),
@@ -135,6 +165,10 @@ class CartPeer:
         @self.pc.on("connectionstatechange")
         def _state() -> None:
             on_connection_state(self.pc.connectionState)
+
+    def senders(self) -> dict[TrackRole, RTCRtpSender]:
+        """role → sender, for the rate controller."""
+        return {role: t.sender for t, role in self._roles.items()}
 
     def track_roles(self) -> dict[str, str]:
         """mid → role, for the specialist page (valid after `create_offer`)."""

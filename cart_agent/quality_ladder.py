@@ -24,7 +24,7 @@ PRIORITY: tuple[TrackRole, ...] = ("stethoscope", "voice", "exam", "room")
 
 # IPv4 + UDP + SRTP/RTP with the header extensions aiortc sends, per packet.
 PACKET_OVERHEAD_BYTES = 60
-AUDIO_PACKETS_PER_S = 50  # 20 ms frames
+AUDIO_PACKETS_PER_S = 25  # 40 ms Opus frames (opus_settings.OpusProfile.frame_ms)
 VIDEO_PACKET_PAYLOAD = 1200
 
 
@@ -76,7 +76,7 @@ def _video(width: int, height: int, fps: float, kbps: int) -> Level:
 
 STETHOSCOPE_LEVELS: tuple[Level, ...] = tuple(Level(k * 1000) for k in (64, 48, 40, 32, 24))
 VOICE_LEVELS: tuple[Level, ...] = tuple(Level(k * 1000) for k in (32, 24, 16, 12, 8))
-STILLS = Level(40_000, mode=VideoMode.STILLS)
+STILLS = Level(24_000, mode=VideoMode.STILLS)
 OFF = Level(0, mode=VideoMode.OFF)
 EXAM_LEVELS: tuple[Level, ...] = (
     _video(1280, 720, 25, 1500),
@@ -102,6 +102,24 @@ DEFAULT_LEVELS: Mapping[TrackRole, tuple[Level, ...]] = {
     "room": ROOM_LEVELS,
 }
 AUDIO_ROLES: frozenset[TrackRole] = frozenset({"stethoscope", "voice"})
+# The order tracks give way in: the room camera first, but never all the way before the
+# exam camera has given up its top sizes (the specialist keeps a view of the room as
+# long as an exam picture at 320x180 still fits); and exam stills outlive the voice's
+# and stethoscope's last trims: on a 128 kbit/s link a picture every few seconds is worth
+# more than 64 → 32 kbit/s of stethoscope (the same in the heart bands,
+# tests/rate_control/test_opus_settings.py). Tracks not named then go to their floors,
+# lowest priority first.
+DEGRADE_PLAN: tuple[tuple[TrackRole, int], ...] = (
+    ("room", 1),  # 480x270@15
+    ("exam", 2),  # 640x360@25
+    ("room", 2),  # 320x180@10
+    ("exam", 5),  # 320x180@15
+    ("room", -1),
+    ("exam", -2),  # stills
+    ("voice", -1),
+    ("stethoscope", 3),  # 32 kbit/s
+    ("exam", -1),
+)
 
 
 @dataclass(frozen=True)
@@ -142,12 +160,18 @@ class QualityLadder:
         cls,
         roles: Sequence[TrackRole] = PRIORITY,
         levels: Mapping[TrackRole, Sequence[Level]] = DEFAULT_LEVELS,
+        plan: Sequence[tuple[TrackRole, int]] = DEGRADE_PLAN,
     ) -> QualityLadder:
+        """Rungs from degrading tracks one level at a time along `plan`: each step takes
+        one role down to a level index (negative counts from its floor)."""
         ordered = [role for role in PRIORITY if role in roles]
         position = dict.fromkeys(ordered, 0)
         rungs = [Rung(0, {role: levels[role][0] for role in ordered})]
-        for role in reversed(ordered):
-            while position[role] < len(levels[role]) - 1:
+        for role, target in (*plan, *((r, -1) for r in reversed(ordered))):
+            if role not in position:
+                continue
+            stop = target % len(levels[role])
+            while position[role] < stop:
                 position[role] += 1
                 current = {r: levels[r][position[r]] for r in ordered}
                 rungs.append(Rung(len(rungs), current))
@@ -184,33 +208,50 @@ class RungSelector:
 
     ladder: QualityLadder
     up_margin: float = 1.15  # the next rung up must fit this many times over...
-    up_hold_s: float = 4.0  # ...for this long
+    up_hold_s: float = 2.0  # ...for this long,
+    failed_up_window_s: float = 10.0  # and longer (doubled, up to `max_hold_s`) for a rung
+    max_hold_s: float = 32.0  # left again within this long of reaching it
     current: Rung | None = None
     _fits_up_since: float | None = field(default=None, repr=False)
+    _reached_at: float = field(default=-1e9, repr=False)
+    _holds: dict[int, float] = field(default_factory=dict, repr=False)
     changes: int = 0
+
+    def hold_s(self, rung: Rung) -> float:
+        """How long a better rung must fit before the selector moves to it."""
+        return self._holds.get(rung.index, self.up_hold_s)
 
     def select(self, budget_bps: float, now: float) -> Rung:
         fit = self.ladder.best_fit(budget_bps)
         current = self.current
         if current is None or fit.index > current.index:
-            self._move(fit)
+            if current is not None and now - self._reached_at < self.failed_up_window_s:
+                # The step up did not hold (on a 384 kbit/s link, turning the room camera
+                # on cost two keyframes and 49 % loss): try that rung less eagerly.
+                self._holds[current.index] = min(2 * self.hold_s(current), self.max_hold_s)
+            self._move(fit, now)
             self._fits_up_since = None
             return fit
         if current.index == 0:
             return current
-        up = self.ladder.rungs[current.index - 1]
-        if budget_bps >= up.cost_bps * self.up_margin:
+        up = self.ladder.best_fit(budget_bps / self.up_margin)
+        while up.index < current.index and now - (self._fits_up_since or now) < self.hold_s(up):
+            up = self.ladder.rungs[up.index + 1]  # a nearer rung whose hold has passed
+        if self.ladder.best_fit(budget_bps / self.up_margin).index < current.index:
             if self._fits_up_since is None:
                 self._fits_up_since = now
-            elif now - self._fits_up_since >= self.up_hold_s:
-                self._move(up)
-                self._fits_up_since = now
+            if up.index < current.index:
+                # Straight to the best rung that has fitted with margin for its hold time
+                # (rung by rung, a 300 → 1000 kbit/s rise would take tens of seconds).
+                self._move(up, now)
+                self._fits_up_since = None
         else:
             self._fits_up_since = None
         assert self.current is not None
         return self.current
 
-    def _move(self, rung: Rung) -> None:
+    def _move(self, rung: Rung, now: float) -> None:
         if self.current is None or rung.index != self.current.index:
             self.changes += self.current is not None
             self.current = rung
+            self._reached_at = now

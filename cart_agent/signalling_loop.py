@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterator
 
 import aiohttp
@@ -19,6 +20,11 @@ MessageHandler = Callable[[Message], Awaitable[None]]
 WelcomeHandler = Callable[[Welcome], Awaitable[None]]
 
 
+CONNECT_TIMEOUT_S = 4.0  # a connection attempt into a dead link gives up this soon
+HEARTBEAT_S = 5.0  # a half-dead socket (link down) is noticed within ~1.5 times this
+URGENT_DELAYS_S = (0.2, 1.0)  # between attempts while a consultation waits for the server
+
+
 class NotConnectedError(Exception):
     """The server cannot be reached right now; the agent is reconnecting."""
 
@@ -28,6 +34,8 @@ class SignallingLoop:
 
     After a drop it waits a jittered, growing delay (so a clinic's carts do not all return
     at once after a server restart) and reconnects; the delays start over once connected.
+    While `urgent()` is true (a consultation is open) it retries within a second instead,
+    so media can be renegotiated soon after the link returns.
     """
 
     def __init__(
@@ -37,12 +45,15 @@ class SignallingLoop:
         on_welcome: WelcomeHandler,
         on_message: MessageHandler,
         delays: Callable[[], Iterator[float]] = backoff_delays,
+        urgent: Callable[[], bool] = lambda: False,
     ) -> None:
         self._url = url
         self._token = token
         self._on_welcome = on_welcome
         self._on_message = on_message
         self._delays = delays
+        self._urgent = urgent
+        self._rng = random.Random()
         self._client: SignallingClient | None = None
         self.connected = asyncio.Event()
         self.connections = 0
@@ -56,21 +67,30 @@ class SignallingLoop:
         except (ConnectionClosed, ConnectionError) as exc:
             raise NotConnectedError("the server connection dropped; reconnecting") from exc
 
+    def _next_delay(self, delays: Iterator[float]) -> float:
+        delay = next(delays)
+        if self._urgent():
+            return min(delay, self._rng.uniform(*URGENT_DELAYS_S))
+        return delay
+
     async def run(self) -> None:
         """Connect and dispatch until cancelled."""
         delays = self._delays()
         while True:
-            client = SignallingClient(self._url, role="cart", token=self._token)
+            client = SignallingClient(
+                self._url, role="cart", token=self._token, heartbeat_s=HEARTBEAT_S
+            )
             try:
-                welcome = await client.connect()
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    welcome = await client.connect()
             except ProtocolError as exc:
                 level = logging.ERROR if exc.code is ErrorCode.AUTH_FAILED else logging.WARNING
                 log.log(level, "the server refused the cart: %s", exc.message)
                 await client.close()
-                await asyncio.sleep(next(delays))
+                await asyncio.sleep(self._next_delay(delays))
                 continue
             except (OSError, aiohttp.ClientError, TimeoutError, ConnectionClosed) as exc:
-                delay = next(delays)
+                delay = self._next_delay(delays)
                 log.warning(
                     "cannot reach the server at %s (%s); retrying in %.1f s: check the "
                     "network cable or run `telecart devtest`",
@@ -111,4 +131,4 @@ class SignallingLoop:
                 self.connected.clear()
                 self._client = None
                 await client.close()
-            await asyncio.sleep(next(delays))
+            await asyncio.sleep(self._next_delay(delays))

@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler, VideoFrame
 
 from telecart.cart_agent.lifecycle import cancel_and_wait
+from telecart.cart_agent.stethoscope_filter import StethoscopeFilter
 from telecart.devices.audio_chunk import CHUNK_SAMPLES, SAMPLE_RATE, AudioChunk, silence
 from telecart.devices.slate import draw_slate
 from telecart.devices.sources import AudioSink, AudioSource, CameraSource
@@ -55,6 +56,7 @@ class CameraTrack(MediaStreamTrack):
         self.paused = False
         self.frames_sent = 0
         self.last_captured_at = 0.0
+        self.latest_image: npt.NDArray[np.uint8] | None = None  # for stills mode
         self._origin = time.monotonic()
 
     def use(self, source: CameraSource) -> None:
@@ -73,6 +75,7 @@ class CameraTrack(MediaStreamTrack):
         else:
             frame = await self.source.read()
             image, captured_at = frame.image, frame.captured_at
+            self.latest_image = image
         video = await asyncio.to_thread(_bgr_to_frame, image)
         video.pts = self._pts()
         video.time_base = VIDEO_TIME_BASE
@@ -82,14 +85,21 @@ class CameraTrack(MediaStreamTrack):
 
 
 class DeviceAudioTrack(MediaStreamTrack):
-    """One outgoing mono audio track (`role` "stethoscope" or "voice"); `muted` sends silence."""
+    """One outgoing mono audio track (`role` "stethoscope" or "voice"); `muted` sends silence.
+
+    A stethoscope track runs its chunks through a `StethoscopeFilter` (band of interest,
+    gain, never clipping); the filter keeps running while muted so unmuting is seamless.
+    """
 
     kind = "audio"
 
-    def __init__(self, role: str, source: AudioSource) -> None:
+    def __init__(
+        self, role: str, source: AudioSource, band_filter: StethoscopeFilter | None = None
+    ) -> None:
         super().__init__()
         self.role = role
         self.source = source
+        self.band_filter = band_filter
         self.muted = False
         self.chunks_sent = 0
         self._samples = 0
@@ -98,7 +108,11 @@ class DeviceAudioTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         chunk = await self.source.read()
-        samples = silence() if self.muted else chunk.samples
+        samples = chunk.samples
+        if self.band_filter is not None:
+            samples = self.band_filter.process(samples)  # ~0.2 ms a chunk: inline
+        if self.muted:
+            samples = silence()
         frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._samples

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import WSCloseCode, web
 from aiohttp.typedefs import Handler
 
+import telecart.signalling
 from telecart.config import ConfigError, ServerConfig
 from telecart.server.app_keys import (
     BROKER,
@@ -41,6 +42,8 @@ from telecart.service_notify import ServiceNotifier
 log = logging.getLogger(__name__)
 
 WEB_ROOT = Path(__file__).parent / "web"
+# Browser modules shared with the nurse screen (protocol client, translations).
+COMMON_WEB_ROOT = Path(telecart.signalling.__file__).parent / "web"
 
 
 def create_app(config: ServerConfig, broker: Broker | None = None) -> web.Application:
@@ -63,6 +66,7 @@ def create_app(config: ServerConfig, broker: Broker | None = None) -> web.Applic
     app.router.add_routes(routes)
     app.router.add_routes(journey_routes)
     app.router.add_get("/", _index)
+    app.router.add_static("/static/common/", COMMON_WEB_ROOT, append_version=True)
     app.router.add_static("/static/", WEB_ROOT, append_version=True)
     app.middlewares.append(_security_headers)
     return app

@@ -159,6 +159,10 @@ async def upload_still(request: web.Request) -> web.Response:
     claimed = request.headers.get("X-Content-SHA256")
     if claimed is not None and claimed.lower() != digest:
         raise _json_error(web.HTTPBadRequest, "checksum_mismatch", "The still arrived damaged.")
+    # A cart retries an upload whose answer it lost: the same bytes are stored once.
+    stored = next((s for s in await store.stills(record.id) if s.sha256 == digest), None)
+    if stored is not None:
+        return web.json_response(_still_json(stored), status=200)
     still_id = uuid.uuid4().hex
     folder = request.app[CONFIG].data_dir / "stills" / record.id
     path = folder / f"{still_id}{'.jpg' if media_type == 'image/jpeg' else '.png'}"

@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
 
     agent = sub.add_parser("agent", help="run the cart agent")
     agent.add_argument("--simulated", action="store_true", help="use simulated devices")
+    agent.add_argument(
+        "--no-screen", action="store_true", help="do not serve the nurse screen (tests)"
+    )
     agent.set_defaults(func=_cmd_agent)
 
     sub.add_parser("devtest", help="test the cart's devices and network (see devtest --help)")
@@ -105,7 +108,7 @@ def _cmd_server(args: argparse.Namespace, config: Config) -> int:
 def _cmd_agent(args: argparse.Namespace, config: Config) -> int:
     from telecart.cart_agent.main import run_agent
 
-    return run_agent(config.agent, simulated=args.simulated)
+    return run_agent(config.agent, simulated=args.simulated, screen=not args.no_screen)
 
 
 def _cmd_demo(args: argparse.Namespace, config: Config) -> int:

@@ -1,364 +1,165 @@
-// Telecart minimal specialist page: login, queue, accept, answer the cart's offer,
-// show both videos, play stethoscope and voice separately, vitals, stills, commands.
-// State is exposed as window.telecart for tests and debugging.
-"use strict";
+// Telecart specialist app: login, views, the signalling socket; wires the modules together.
+// State is exposed as window.telecart for tests and debugging (no secrets: the login cookie
+// is HttpOnly and nothing but the language is kept in localStorage).
+import { TelecartSocket } from "/static/common/protocol.js";
+import { addStrings, applyTranslations, languageButtons, onLanguageChange, setLanguage, language, t } from "/static/common/i18n.js";
+import { $, api } from "./dom.js";
+import { STRINGS } from "./strings.js";
+import { QueueView } from "./queue.js";
+import { ConsultationView, MEDIA_STATES } from "./consultation.js";
+import { StethoscopeView } from "./stethoscope_view.js";
+import { VitalsBoard } from "./vitals_chart.js";
+import { StillsGallery } from "./stills_gallery.js";
+import { ChatPanel } from "./chat.js";
+import { NotesForm, ScheduleView } from "./journey.js";
+import { HistoryView } from "./history.js";
+import { ImageViewer } from "./image_viewer.js";
 
-const ROLE_ORDER = ["room", "exam", "stethoscope", "voice"]; // the cart's m-line order
-const VITAL_NAMES = {
-  spo2: "SpO2", pulse: "Pulse", bp_systolic: "BP systolic", bp_diastolic: "BP diastolic",
-  bp_mean: "BP mean", temperature: "Temperature",
-};
+addStrings(STRINGS);
 
 const T = (window.telecart = {
-  pc: null, ws: null, state: "logged-out", session: null, queues: {},
-  roles: {}, vitals: [], vitalsGaps: 0, stills: [], events: [], errors: [],
-  cartState: null, localStream: null,
+  pc: null, socket: null, state: "logged-out", session: null, me: null, view: "login",
+  roles: {}, vitals: [], vitalsGaps: 0, stills: [], events: [], errors: [], notices: [],
+  cartState: null, localStream: null, mainTile: "room",
 });
 
-const $ = (id) => document.getElementById(id);
-let partialStill = null;
-const storedStills = {}; // still_id -> server URL; may arrive before the still is checked
-let reconnectDelay = 1000;
-let commandId = 0;
-
-function setStatus(text, state) {
+let statusKey = ["status.offline_login", {}];
+function setStatus(key, state, params = {}) {
   if (state) T.state = state;
-  $("status").textContent = text;
+  statusKey = [key, params];
+  $("status").textContent = t(key, params);
 }
 
-function send(type, body) {
-  if (T.ws && T.ws.readyState === WebSocket.OPEN) {
-    T.ws.send(JSON.stringify(Object.assign({ v: 1, type }, body)));
+function note(text) {
+  $("command-note").textContent = text;
+}
+
+let noticeAction = null;
+function notify(text, action = null) {
+  T.notices.push(text);
+  $("notice-text").textContent = text;
+  $("notice-go").hidden = action === null;
+  noticeAction = action;
+  $("notice").hidden = false;
+}
+$("notice-go").addEventListener("click", () => { $("notice").hidden = true; if (noticeAction) noticeAction(); });
+
+function showView(name) {
+  T.view = name;
+  for (const view of ["login", "queue", "call", "schedule", "history"]) $(`${view}-view`).hidden = view !== name;
+  for (const b of document.querySelectorAll("#nav [data-view]")) {
+    if (b.dataset.view === name) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
+  }
+  if (name === "schedule") schedule.refresh().catch((err) => notify(t("error.generic", { message: err.message })));
+  if (name === "history") history.refresh().catch((err) => notify(t("error.generic", { message: err.message })));
+}
+for (const b of document.querySelectorAll("#nav [data-view]")) b.addEventListener("click", () => showView(b.dataset.view));
+
+const viewer = new ImageViewer();
+const schedule = new ScheduleView(viewer);
+const history = new HistoryView(viewer);
+const socket = new TelecartSocket({ role: "specialist" });
+T.socket = socket;
+const queue = new QueueView((sessionId) => socket.send("accept", { session_id: sessionId }), (text) => notify(text));
+const chat = new ChatPanel((text) => T.session && socket.send("chat", { session_id: T.session.session_id, text }),
+  () => (T.me ? T.me.name : ""));
+const consultation = new ConsultationView({
+  T, socket, viewer, note, chat,
+  vitals: new VitalsBoard(),
+  stills: new StillsGallery(T.stills, viewer, note),
+  stethoscope: (T.stethoscope = new StethoscopeView($("steth-wave"), $("steth-spectrogram"))),
+  notes: new NotesForm($("notes-form")),
+});
+
+const CALL_STATUS = { accepted: "status.accepted", connecting: "status.connecting_media", live: "status.live",
+  reconnecting: "status.reconnecting" };
+
+function onSession(session) {
+  const previous = T.session;
+  T.session = session;
+  const s = session.state;
+  consultation.onSession(session, { previous });
+  document.querySelector('#nav [data-view="call"]').hidden = false;
+  if (s === "ended") {
+    setStatus("status.ended", "ended");
+    return;
+  }
+  if (!CALL_STATUS[s]) return;
+  setStatus(CALL_STATUS[s], s === "live" ? "live" : s);
+  const isNew = !previous || previous.session_id !== session.session_id || previous.state === "ended";
+  if (isNew && s === "accepted") {
+    if (queue.acceptedByMe === session.session_id) showView("call");
+    else notify(t("notify.booked", { cart: session.cart_name, clinic: session.clinic }), () => showView("call"));
   }
 }
 
-// --- login and signalling -------------------------------------------------------------
+socket.onStatus((status, detail) => {
+  if (status === "connecting") setStatus("status.connecting", "connecting");
+  else if (status === "offline") setStatus("status.offline", "offline", { s: Math.round(detail.retryInMs / 1000) });
+  else if (status === "refused") { setStatus("status.offline_login", "logged-out"); showLogin(); }
+});
+socket.on("welcome", (msg) => {
+  T.me = { name: msg.name, specialties: msg.specialties };
+  $("who").textContent = `${msg.name} (${msg.specialties.join(", ")})`;
+  schedule.setSpecialties(msg.specialties);
+  setStatus("status.online", "online");
+  if (T.view === "login") showView("queue");
+  if (msg.session) {
+    onSession(msg.session);
+    // Reloaded (or the socket came back) during a consultation without media here.
+    if (MEDIA_STATES.includes(msg.session.state) && consultation.rejoin(msg.session)) showView("call");
+  }
+});
+socket.on("queue_update", (msg) => queue.update(msg.specialty, msg.entries));
+socket.on("session_update", (msg) => onSession(msg.session));
+socket.on("offer", (msg) => consultation.answer(msg).catch((err) => showError(String(err))));
+socket.on("ice_candidate", (msg) => consultation.addCandidate(msg));
+socket.on("chat", (msg) => chat.receive(msg));
+socket.on("quality", (msg) => { T.serverQuality = msg; });
+socket.on("error", (msg) => showError(msg.code === "already_taken" ? t("queue.already_taken") : msg.message));
+
+function showError(text) {
+  T.errors.push(text);
+  notify(text);
+}
+
+function showLogin() {
+  $("nav").hidden = true;
+  $("logout").hidden = true;
+  showView("login");
+}
+
+function loggedIn() {
+  $("nav").hidden = false;
+  $("logout").hidden = false;
+  socket.connect();
+}
 
 $("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = new FormData(event.target);
-  const response = await fetch("/api/login", {
-    method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: form.get("username"), password: form.get("password") }),
-  });
-  if (!response.ok) {
-    const body = await response.json().catch(() => ({}));
-    $("login-error").textContent = body.message || `Login failed (HTTP ${response.status})`;
+  try {
+    await api("POST", "/api/login", { username: form.get("username"), password: form.get("password") });
+  } catch (err) {
+    $("login-error").textContent = err.status === 401 ? t("login.failed") : err.message;
     return;
   }
   $("login-error").textContent = "";
-  connect();
+  event.target.reset();
+  loggedIn();
 });
 
-async function start() {
-  const me = await fetch("/api/me");
-  if (me.ok) connect();
-}
+$("logout").addEventListener("click", async () => {
+  await api("POST", "/api/logout").catch(() => {});
+  socket.close();
+  consultation.closePeer();
+  setStatus("status.offline_login", "logged-out");
+  showLogin();
+});
 
-function connect() {
-  $("login-view").hidden = true;
-  setStatus("Connecting to the server…", "connecting");
-  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
-  T.ws = ws;
-  ws.onopen = () => { reconnectDelay = 1000; ws.send(JSON.stringify({ v: 1, type: "hello", role: "specialist" })); };
-  ws.onmessage = (event) => onMessage(JSON.parse(event.data));
-  ws.onclose = (event) => {
-    if (T.ws !== ws) return;
-    if (event.code === 4401) {
-      setStatus("Logged out", "logged-out");
-      $("login-view").hidden = false;
-      return;
-    }
-    setStatus(`Server connection lost; retrying in ${Math.round(reconnectDelay / 1000)} s…`, "offline");
-    setTimeout(connect, reconnectDelay);
-    reconnectDelay = Math.min(reconnectDelay * 2, 15000);
-  };
-}
+languageButtons($("languages"));
+onLanguageChange(() => { setStatus(statusKey[0], null, statusKey[1]); queue.render(); });
+setLanguage(language());
+applyTranslations(document);
 
-function onMessage(msg) {
-  switch (msg.type) {
-    case "welcome":
-      $("who").textContent = `${msg.name} (${msg.specialties.join(", ")})`;
-      $("queue-view").hidden = false;
-      setStatus("Online: waiting for consultations", "online");
-      if (msg.session) onSession(msg.session);
-      break;
-    case "queue_update":
-      T.queues[msg.specialty] = msg.entries;
-      renderQueue();
-      break;
-    case "session_update":
-      onSession(msg.session);
-      break;
-    case "offer":
-      answer(msg).catch((err) => showError(`Could not answer the cart: ${err}`));
-      break;
-    case "ice_candidate":
-      if (T.pc && msg.candidate) {
-        T.pc.addIceCandidate({ candidate: msg.candidate, sdpMid: msg.sdp_mid, sdpMLineIndex: msg.sdp_mline_index })
-          .catch((err) => console.warn("candidate refused", err));
-      }
-      break;
-    case "error":
-      showError(msg.message);
-      break;
-  }
-}
-
-function showError(text) {
-  T.errors.push(text);
-  $("command-note").textContent = text;
-  if (T.state !== "live") setStatus(text);
-}
-
-function renderQueue() {
-  const list = $("queue");
-  list.textContent = "";
-  const entries = Object.values(T.queues).flat();
-  $("queue-empty").hidden = entries.length > 0;
-  for (const entry of entries) {
-    const item = document.createElement("li");
-    const wait = Math.round(entry.waiting_s);
-    item.textContent = `${entry.priority === "urgent" ? "URGENT · " : ""}${entry.cart_name}, ${entry.clinic} — ${entry.specialty}, waiting ${wait} s ${entry.reason ? "· " + entry.reason : ""} `;
-    const button = document.createElement("button");
-    button.textContent = "Accept";
-    button.className = "accept";
-    button.onclick = () => send("accept", { session_id: entry.session_id });
-    item.appendChild(button);
-    list.appendChild(item);
-  }
-}
-
-function onSession(session) {
-  T.session = session;
-  const s = session.state;
-  $("session-line").textContent = `${session.cart_name}, ${session.clinic} — ${session.specialty}: ${s}`;
-  if (s === "ended") {
-    closePeer();
-    $("call-view").hidden = true;
-    setStatus(`Consultation ended (${session.end_reason || "hangup"})`, "ended");
-    return;
-  }
-  if (["accepted", "connecting", "live", "reconnecting"].includes(s)) {
-    $("call-view").hidden = false;
-    const text = { accepted: "Accepted: waiting for the cart's video…", connecting: "Connecting media…",
-      live: "Live", reconnecting: "Connection interrupted: reconnecting…" }[s];
-    setStatus(text, s === "live" ? "live" : s);
-  }
-}
-
-// --- media ----------------------------------------------------------------------------
-
-function closePeer() {
-  if (T.pc) { T.pc.close(); T.pc = null; }
-  for (const id of ["video-room", "video-exam", "audio-stethoscope", "audio-voice"]) $(id).srcObject = null;
-  partialStill = null;
-}
-
-async function localMedia() {
-  if (T.localStream !== null) return T.localStream;
-  try {
-    T.localStream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: true });
-    $("video-self").srcObject = T.localStream;
-  } catch (err) {
-    console.warn("no local camera/microphone", err);
-    T.localStream = false;
-  }
-  return T.localStream;
-}
-
-async function answer(offer) {
-  closePeer();
-  const turn = await (await fetch("/api/turn")).json();
-  const pc = new RTCPeerConnection({ iceServers: turn.iceServers || [], bundlePolicy: "max-bundle" });
-  T.pc = pc;
-  T.roles = {};
-  pc.ontrack = (event) => attach(pc, event.transceiver, event.track);
-  pc.ondatachannel = (event) => onChannel(event.channel);
-  pc.onicecandidate = (event) => send("ice_candidate", {
-    session_id: offer.session_id,
-    candidate: event.candidate ? event.candidate.candidate : "",
-    sdp_mid: event.candidate ? event.candidate.sdpMid : null,
-    sdp_mline_index: event.candidate ? event.candidate.sdpMLineIndex : null,
-  });
-  pc.onconnectionstatechange = () => {
-    const state = pc.connectionState;
-    if (T.pc !== pc) return;
-    if (["connecting", "connected", "disconnected", "failed"].includes(state)) {
-      send("media_state", { session_id: offer.session_id, state });
-    }
-  };
-  await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
-  const stream = await localMedia();
-  if (T.pc !== pc) return;
-  if (stream) {
-    const transceivers = pc.getTransceivers();
-    const video = stream.getVideoTracks()[0];
-    const audio = stream.getAudioTracks()[0];
-    if (video && transceivers[0]) { transceivers[0].direction = "sendrecv"; await transceivers[0].sender.replaceTrack(video); }
-    if (audio && transceivers[3]) { transceivers[3].direction = "sendrecv"; await transceivers[3].sender.replaceTrack(audio); }
-  }
-  await pc.setLocalDescription(await pc.createAnswer());
-  send("answer", { session_id: offer.session_id, sdp: pc.localDescription.sdp });
-}
-
-function roleOf(pc, transceiver) {
-  return T.roles[transceiver.mid] || ROLE_ORDER[pc.getTransceivers().indexOf(transceiver)];
-}
-
-function attach(pc, transceiver, track) {
-  const role = roleOf(pc, transceiver);
-  const element = $(`${track.kind}-${role}`);
-  if (element) element.srcObject = new MediaStream([track]);
-}
-
-function reattach() {
-  if (!T.pc) return;
-  for (const transceiver of T.pc.getTransceivers()) {
-    if (transceiver.receiver.track) attach(T.pc, transceiver, transceiver.receiver.track);
-  }
-}
-
-for (const role of ["stethoscope", "voice"]) {
-  $(`volume-${role}`).addEventListener("input", (event) => { $(`audio-${role}`).volume = Number(event.target.value); });
-}
-
-// --- data channels --------------------------------------------------------------------
-
-const channels = {};
-
-function onChannel(channel) {
-  channels[channel.label] = channel;
-  if (channel.label === "stills") channel.binaryType = "arraybuffer";
-  channel.onmessage = (event) => {
-    if (channel.label === "vitals") onVital(JSON.parse(event.data));
-    else if (channel.label === "control") onControl(JSON.parse(event.data));
-    else if (channel.label === "stills") onStillData(event.data);
-  };
-}
-
-function onVital(reading) {
-  const last = T.vitals[T.vitals.length - 1];
-  if (last && reading.seq !== last.seq + 1) T.vitalsGaps += 1;
-  T.vitals.push(reading);
-  let row = document.querySelector(`#vitals tr[data-kind="${reading.kind}"]`);
-  if (!row) {
-    row = document.createElement("tr");
-    row.dataset.kind = reading.kind;
-    row.innerHTML = "<td></td><td class=value></td><td></td><td class=age></td>";
-    row.cells[0].textContent = VITAL_NAMES[reading.kind] || reading.kind;
-    $("vitals").tBodies[0].appendChild(row);
-  }
-  row.cells[1].textContent = reading.value;
-  row.cells[2].textContent = reading.unit;
-  row.cells[3].textContent = new Date(reading.captured_at * 1000).toLocaleTimeString();
-  $("vitals-note").textContent = T.vitalsGaps ? `${T.vitalsGaps} gap(s) in the readings` : "";
-}
-
-function onControl(event) {
-  T.events.push(event);
-  if (event.type === "track_roles") { T.roles = event.roles; reattach(); }
-  else if (event.type === "ack") $("command-note").textContent = event.ok ? "" : `Cart: ${event.message}`;
-  else if (event.type === "state") {
-    T.cartState = event;
-    for (const button of document.querySelectorAll("[data-mode]")) button.classList.toggle("active", button.dataset.mode === event.stethoscope_mode);
-    for (const button of document.querySelectorAll("[data-pause]")) {
-      const paused = event.cameras[button.dataset.pause].paused;
-      button.textContent = paused ? "Resume" : "Pause";
-    }
-  } else if (event.type === "device_status") renderDevice(event);
-  else if (event.type === "quality") {
-    $("quality").textContent = `Round trip ${event.rtt_ms ?? "?"} ms · room ${event.fps.room} fps · exam ${event.fps.exam} fps`;
-  }
-}
-
-function renderDevice(status) {
-  let item = document.querySelector(`#devices li[data-device="${status.device}"]`);
-  if (!item) {
-    item = document.createElement("li");
-    item.dataset.device = status.device;
-    $("devices").appendChild(item);
-  }
-  item.textContent = `${status.device}: ${status.state}${status.state === "ok" ? "" : " — " + status.message}`;
-  item.className = status.state === "ok" ? "" : "bad";
-}
-
-function command(body) {
-  const channel = channels.control;
-  if (!channel || channel.readyState !== "open") { showError("Not connected to the cart yet."); return; }
-  commandId += 1;
-  channel.send(JSON.stringify(Object.assign({ id: commandId }, body)));
-}
-
-for (const button of document.querySelectorAll("[data-mode]")) {
-  button.onclick = () => command({ type: "set_stethoscope_mode", mode: button.dataset.mode });
-}
-for (const button of document.querySelectorAll("[data-pause]")) {
-  button.onclick = () => {
-    const camera = button.dataset.pause;
-    const paused = T.cartState ? T.cartState.cameras[camera].paused : false;
-    command({ type: "pause_camera", track: camera, paused: !paused });
-  };
-}
-$("swap").onclick = () => {
-  const current = T.cartState ? T.cartState.cameras.room.camera : "room";
-  command({ type: "switch_camera", track: "room", camera: current === "room" ? "exam" : "room" });
-};
-$("still").onclick = () => { $("command-note").textContent = "Capturing still…"; command({ type: "request_still", camera: "exam" }); };
-$("hangup").onclick = () => { if (T.session) send("hangup", { session_id: T.session.session_id }); };
-
-// --- stills ---------------------------------------------------------------------------
-
-async function sha256Hex(buffer) {
-  if (!window.crypto || !crypto.subtle) return null; // only on https or localhost
-  const digest = await crypto.subtle.digest("SHA-256", buffer);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function onStillData(data) {
-  if (typeof data !== "string") {
-    if (partialStill) partialStill.parts.push(data);
-    return;
-  }
-  const msg = JSON.parse(data);
-  if (msg.type === "still") partialStill = { header: msg, parts: [] };
-  else if (msg.type === "still_end" && partialStill) {
-    const still = partialStill;
-    partialStill = null;
-    finishStill(still).catch((err) => showError(`Still failed: ${err}`));
-  } else if (msg.type === "still_stored") {
-    storedStills[msg.still_id] = msg.url;
-    const still = T.stills.find((s) => s.header.still_id === msg.still_id);
-    if (still) markStored(still);
-  }
-}
-
-function markStored(still) {
-  if (still.serverUrl) return;
-  still.serverUrl = storedStills[still.header.still_id];
-  still.label.textContent += " · stored on the server";
-}
-
-async function finishStill(still) {
-  const blob = new Blob(still.parts, { type: still.header.media_type });
-  const bytes = await blob.arrayBuffer();
-  const sha256 = await sha256Hex(bytes);
-  const entry = {
-    header: still.header, size: bytes.byteLength, sha256,
-    verified: sha256 === still.header.sha256, url: URL.createObjectURL(blob), serverUrl: null,
-  };
-  const figure = document.createElement("figure");
-  const img = document.createElement("img");
-  img.src = entry.url;
-  const label = document.createElement("figcaption");
-  const check = sha256 === null ? "checksum not verified (needs https)" : entry.verified ? "checksum OK" : "CHECKSUM MISMATCH";
-  label.textContent = `${still.header.width}×${still.header.height}, ${Math.round(bytes.byteLength / 1024)} KiB, ${check}`;
-  figure.append(img, label);
-  $("stills").prepend(figure);
-  entry.label = label;
-  T.stills.push(entry);
-  if (storedStills[still.header.still_id]) markStored(entry);
-  $("command-note").textContent = "";
-}
-
-start();
+fetch("/api/me").then((me) => { if (me.ok) loggedIn(); });

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from telecart.cart_agent.bandwidth_estimator import BandwidthEstimator, LinkReport
+from telecart.cart_agent.bandwidth_estimator import BandwidthEstimator, EstimatorConfig, LinkReport
 
 from .link_model import LinkModel
 
@@ -60,7 +60,7 @@ def test_probes_up_slowly_after_a_decrease() -> None:
     ]
     assert estimates[2] == low  # hysteresis: no probing right after a decrease
     growth = [b / a for a, b in itertools.pairwise(estimates) if b > a]
-    assert growth and max(growth) < 1.1
+    assert growth and max(growth) < 1.15
 
 
 def test_random_loss_alone_does_not_hold_the_estimate_down() -> None:
@@ -85,19 +85,25 @@ def test_steady_satellite_round_trip_is_not_congestion() -> None:
     assert estimator.estimate_bps > 300_000
 
 
-def test_remb_is_a_ceiling_not_a_floor() -> None:
-    estimator = BandwidthEstimator(estimate_bps=300_000)
-    estimator.update(LinkReport(at=1.0, fraction_lost=0.0, remb_bps=200_000))
-    assert estimator.estimate_bps == 200_000
+def test_remb_when_enabled_is_a_ceiling_not_a_floor() -> None:
+    estimator = BandwidthEstimator(EstimatorConfig(use_remb=True), estimate_bps=500_000)
+    estimator.update(LinkReport(at=1.0, fraction_lost=0.0, remb_bps=200_000, sent_bps=10_000))
+    assert estimator.estimate_bps == 260_000  # never below 250 kbit/s over what is sent
     estimator.update(LinkReport(at=2.0, fraction_lost=0.3, remb_bps=2_000_000, sent_bps=200_000))
     assert estimator.estimate_bps < 200_000
+
+
+def test_a_low_remb_never_caps_below_what_is_being_sent() -> None:
+    estimator = BandwidthEstimator(EstimatorConfig(use_remb=True), estimate_bps=300_000)
+    estimator.update(LinkReport(at=1.0, fraction_lost=0.0, remb_bps=50_000, sent_bps=200_000))
+    assert estimator.estimate_bps == 300_000
 
 
 def test_outage_drops_to_floor_then_recovers_quickly() -> None:
     estimator = BandwidthEstimator(estimate_bps=900_000)
     estimator.update(LinkReport(at=19.0, fraction_lost=0.0, sent_bps=900_000))
-    assert not estimator.check_silence(20.0)
-    assert estimator.check_silence(24.0)
+    assert not estimator.check_silence(24.0)  # audio-only receiver reports come every 5 s
+    assert estimator.check_silence(26.0)
     assert estimator.estimate_bps == estimator.config.min_bps
     estimator.update(LinkReport(at=31.0, fraction_lost=0.0, sent_bps=60_000))
     assert not estimator.in_outage
@@ -114,3 +120,13 @@ def test_step_down_then_up_recovers_within_a_minute() -> None:
     link.capacity_bps = 1_000_000
     after_rise = replay(estimator, link, 60, start=40)
     assert after_rise[-1] > 600_000
+
+
+def test_implausible_round_trips_do_not_read_as_a_rising_delay() -> None:
+    # aiortc's RTT from a report echoing an older sender report: seen on the `step` link.
+    estimator = BandwidthEstimator(estimate_bps=400_000)
+    rtts = [0.10, 0.10, -0.067, -0.04, 0.10, 0.008, 0.10, 0.022, 0.10, 0.10]
+    for t, rtt in enumerate(rtts):
+        estimator.update(LinkReport(at=float(t), fraction_lost=0.0, rtt_s=rtt, sent_bps=400_000))
+    assert estimator.estimate_bps > 400_000
+    assert "delay" not in estimator.reason

@@ -62,7 +62,7 @@ def test_resolution_change_makes_exactly_one_keyframe() -> None:
     keyframes = []
     for i, frame in enumerate(moving_frames(4.0)):
         if i == 30:
-            encoder.set_layer(VideoLayer(320, 180, 15, 150_000))
+            encoder.set_layer(VideoLayer(640, 360, 15, 500_000))  # from START_BOX
         payloads, _ = encoder.encode(frame)
         keyframes.append(is_keyframe(payloads))
     assert [i for i, k in enumerate(keyframes) if k] == [0, 30]

@@ -110,12 +110,12 @@ def test_fec_data_appears_once_loss_is_reported() -> None:
     without = sum(has_fec_data(p) for p, _ in encode_all(quiet, heart_like()))
     with_fec = sum(has_fec_data(p) for p, _ in encode_all(lossy, heart_like()))
     assert without == 0
-    assert with_fec > 20
+    assert with_fec > 10  # of 75 packets (40 ms); CELT-coded frames carry none
 
 
 def test_silence_still_sends_every_frame_without_dtx() -> None:
     packets = encode_all(stethoscope_encoder(), np.zeros(RATE, np.int16))
-    assert len(packets) == 50
+    assert len(packets) == 25  # 40 ms frames
     assert all(len(p) >= 3 for p, _ in packets)
 
 

@@ -9,7 +9,9 @@ import pytest
 from telecart.cart_agent.bandwidth_estimator import BandwidthEstimator
 from telecart.cart_agent.quality_ladder import (
     DEFAULT_LEVELS,
+    OFF,
     PRIORITY,
+    STILLS,
     QualityLadder,
     RungSelector,
     VideoMode,
@@ -32,13 +34,30 @@ def test_no_track_ever_improves_going_down() -> None:
             assert lower.levels[role].bitrate_bps <= upper.levels[role].bitrate_bps
 
 
-def test_a_track_degrades_only_when_every_lower_priority_track_is_at_its_floor() -> None:
-    floors = {role: DEFAULT_LEVELS[role][-1] for role in PRIORITY}
+def test_one_track_changes_per_rung_and_audio_yields_only_to_stills() -> None:
     for upper, lower in itertools.pairwise(LADDER.rungs):
         changed = [role for role in PRIORITY if upper.levels[role] != lower.levels[role]]
         assert len(changed) == 1
-        below = PRIORITY[PRIORITY.index(changed[0]) + 1 :]
-        assert all(upper.levels[role] == floors[role] for role in below)
+        if changed[0] in ("stethoscope", "voice"):
+            assert upper.levels["room"] is OFF
+            assert upper.levels["exam"] in (STILLS, OFF)
+        if changed[0] == "stethoscope":
+            assert upper.levels["voice"] == DEFAULT_LEVELS["voice"][-1]
+
+
+def test_the_room_camera_goes_off_before_the_exam_camera_drops_below_320x180_at_15() -> None:
+    for rung in LADDER.rungs:
+        exam = rung.levels["exam"]
+        if exam.mode is not VideoMode.VIDEO or (exam.height, exam.fps) < (180, 15):
+            assert rung.levels["room"] is OFF
+
+
+def test_stills_hold_until_voice_is_at_its_floor_and_the_stethoscope_at_32k() -> None:
+    last_stills = max(r.index for r in LADDER.rungs if r.levels["exam"] == STILLS)
+    levels = LADDER.rungs[last_stills].levels
+    assert levels["voice"] == DEFAULT_LEVELS["voice"][-1]
+    assert levels["stethoscope"].bitrate_bps == 32_000
+    assert LADDER.rungs[last_stills].cost_bps < 121_000  # the edge profile's uplink
 
 
 @pytest.mark.parametrize("budget", [20_000, 90_000, 150_000, 400_000, 1_000_000, 3_000_000])
@@ -46,7 +65,7 @@ def test_stethoscope_is_never_below_voice_or_video_in_priority(budget: int) -> N
     rung = LADDER.best_fit(budget)
     levels = rung.levels
     if levels["stethoscope"] != DEFAULT_LEVELS["stethoscope"][0]:
-        assert levels["exam"].mode is VideoMode.OFF
+        assert levels["exam"].mode in (VideoMode.STILLS, VideoMode.OFF)  # DEGRADE_PLAN
         assert levels["room"].mode is VideoMode.OFF
         assert levels["voice"] == DEFAULT_LEVELS["voice"][-1]
 
@@ -79,7 +98,7 @@ def test_ladder_for_a_cart_without_a_room_camera() -> None:
     assert all("room" not in rung.levels for rung in ladder.rungs)
 
 
-def test_selector_steps_down_at_once_and_up_one_rung_after_a_hold() -> None:
+def test_selector_steps_down_at_once_and_up_after_a_hold_to_what_fitted() -> None:
     selector = RungSelector(LADDER, up_hold_s=4.0)
     top = selector.select(5_000_000, 0.0)
     assert top.index == 0
@@ -87,9 +106,12 @@ def test_selector_steps_down_at_once_and_up_one_rung_after_a_hold() -> None:
     assert low.index > 5
     assert selector.select(5_000_000, 2.0).index == low.index
     assert selector.select(5_000_000, 5.5).index == low.index
-    assert selector.select(5_000_000, 6.0).index == low.index - 1
-    assert selector.select(5_000_000, 9.0).index == low.index - 1
-    assert selector.select(5_000_000, 10.0).index == low.index - 2
+    # Rung 0 was left within 10 s of reaching it: it now waits twice as long.
+    assert selector.select(5_000_000, 6.0).index == 1
+    middle = LADDER.rungs[8].cost_bps * 1.2
+    assert selector.select(150_000, 7.0).index == low.index
+    assert selector.select(middle, 8.0).index == low.index
+    assert selector.select(middle, 12.0).index == 8
 
 
 def test_selector_ignores_a_budget_hovering_at_a_rung_boundary() -> None:
@@ -142,3 +164,17 @@ def test_quality_score_is_zero_in_an_outage_and_five_when_all_is_well() -> None:
     )
     assert (good.score, lost.score) == (5, 0)
     assert "Connection lost" in lost.message
+
+
+def test_a_step_up_that_does_not_hold_is_tried_again_only_after_a_longer_hold() -> None:
+    selector = RungSelector(LADDER, up_hold_s=2.0)
+    low, high = LADDER.rungs[8], LADDER.rungs[7]
+    between = high.cost_bps * 1.2
+    assert selector.select(low.cost_bps, 0.0) == low
+    selector.select(between, 1.0)
+    assert selector.select(between, 3.0) == high
+    assert selector.select(low.cost_bps, 4.0) == low  # it did not hold: loss at once
+    assert selector.hold_s(high) == 4.0
+    selector.select(between, 5.0)
+    assert selector.select(between, 8.0) == low
+    assert selector.select(between, 9.0) == high

@@ -1,0 +1,148 @@
+"""Stills mode: when the link is too thin for exam video, a sharp exam picture every few s.
+
+The quality ladder's STILLS level (the rate controller pauses the exam encoder then)
+turns this on with a byte-rate budget; each picture is the exam camera's latest frame,
+scaled and JPEG-compressed to fit `budget × interval`, and sent whole on the `stills`
+data channel with the same header/chunks/end framing as a requested still, plus
+`"periodic": true`. Periodic stills are not uploaded to the server: that would send
+every picture a second time over the same thin uplink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from aiortc import RTCDataChannel
+
+from telecart.cart_agent.lifecycle import cancel_and_wait
+from telecart.cart_agent.stills import CHUNK_BYTES, EncodedStill, StillError, encode_still
+
+log = logging.getLogger(__name__)
+
+INTERVAL_S = 3.0
+# Boxes the picture is fitted into (aspect kept), sharpest first; quality steps per box.
+BOXES: tuple[tuple[int, int], ...] = ((960, 540), (640, 360), (480, 270), (320, 180))
+QUALITIES: tuple[int, ...] = (85, 75, 65, 55, 45, 35)
+
+
+@dataclass(frozen=True)
+class StillStep:
+    """A (box, quality) pair; higher indices are smaller pictures."""
+
+    box: int
+    quality: int
+
+    def smaller(self) -> StillStep:
+        if self.quality < len(QUALITIES) - 1:
+            return dataclasses.replace(self, quality=self.quality + 1)
+        if self.box < len(BOXES) - 1:
+            return StillStep(self.box + 1, 2)
+        return self
+
+    def larger(self) -> StillStep:
+        if self.quality > 0 and (self.quality > 2 or self.box == 0):
+            return dataclasses.replace(self, quality=self.quality - 1)
+        if self.box > 0:
+            return StillStep(self.box - 1, len(QUALITIES) - 1)
+        return self
+
+
+def scaled(image: npt.NDArray[np.uint8], box: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """`image` fitted inside `box` (never enlarged), even width and height."""
+    height, width = image.shape[:2]
+    ratio = min(1.0, box[0] / width, box[1] / height)
+    size = (max(2, int(width * ratio) // 2 * 2), max(2, int(height * ratio) // 2 * 2))
+    if size == (width, height):
+        return image
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def encode_within(image: npt.NDArray[np.uint8], step: StillStep, camera: str) -> EncodedStill:
+    """JPEG of `image` at `step`. CPU work: run in a thread."""
+    return encode_still(scaled(image, BOXES[step.box]), camera, "jpeg", QUALITIES[step.quality])
+
+
+class StillsMode:
+    """Sends the exam camera's picture every `interval_s` while a budget is set."""
+
+    def __init__(
+        self,
+        channel: RTCDataChannel,
+        latest_image: Callable[[], npt.NDArray[np.uint8] | None],
+        camera: str = "exam",
+        interval_s: float = INTERVAL_S,
+    ) -> None:
+        self._channel = channel
+        self._latest_image = latest_image
+        self._camera = camera
+        self.interval_s = interval_s
+        self.budget_bps = 0
+        self.step = StillStep(1, 1)
+        self.sent: list[EncodedStill] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    @property
+    def active(self) -> bool:
+        return self._task is not None
+
+    def set_budget(self, budget_bps: int) -> None:
+        """Start (budget > 0), retune, or stop (0) the periodic pictures."""
+        self.budget_bps = budget_bps
+        if budget_bps > 0 and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="stills-mode")
+            log.info("stills mode on (%d kbit/s)", budget_bps // 1000)
+        elif budget_bps <= 0 and self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()  # awaited by close(); forgotten once finished
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+            log.info("stills mode off")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        await cancel_and_wait([task, *self._stopping])
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await self._send_one()
+            except StillError as exc:
+                log.info("stills mode: %s", exc)
+            await asyncio.sleep(max(0.2, self.interval_s - (loop.time() - started)))
+
+    async def _send_one(self) -> None:
+        image = self._latest_image()
+        if image is None or self._channel.readyState != "open":
+            return
+        target = self.budget_bps * self.interval_s / 8
+        still = await asyncio.to_thread(encode_within, image, self.step, self._camera)
+        # One step per picture towards the byte target: the scene changes slowly.
+        if len(still.data) > target and self.step.smaller() != self.step:
+            self.step = self.step.smaller()
+        elif len(still.data) < 0.6 * target:
+            self.step = self.step.larger()
+        if len(still.data) > 2 * target and self.sent:
+            # Far over budget (the scene got busy): skip rather than flood the link.
+            return
+        if self._channel.bufferedAmount > len(still.data):
+            return  # the previous picture has not left yet
+        self._send(still)
+        self.sent.append(still)
+        del self.sent[:-5]
+
+    def _send(self, still: EncodedStill) -> None:
+        self._channel.send(json.dumps({**still.header(), "periodic": True}))
+        for offset in range(0, len(still.data), CHUNK_BYTES):
+            self._channel.send(still.data[offset : offset + CHUNK_BYTES])
+        self._channel.send(json.dumps({"type": "still_end", "still_id": still.still_id}))

@@ -1,0 +1,88 @@
+"""The rate controller, stills mode and quality reports wired into a live consultation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from telecart.cart_agent.encoder_control import AdaptiveVp8Encoder, encoder_of
+from telecart.cart_agent.opus_settings import AdaptiveOpusEncoder
+from telecart.cart_agent.quality_ladder import VideoMode
+from tests.cart_agent.conftest import Consult, eventually
+
+QUALITY_FIELDS = {"estimate_kbps", "loss", "rtt_ms", "rung", "score", "message", "fps"}
+
+
+async def test_quality_state_is_published_on_the_control_channel(live: Consult) -> None:
+    events = live.specialist.received.events
+    await eventually(
+        lambda: any(e.get("type") == "quality" and e.get("rtt_ms") for e in events),
+        what="a quality event with a round trip",
+    )
+    quality = next(e for e in events if e.get("type") == "quality" and e.get("rtt_ms"))
+    assert QUALITY_FIELDS <= quality.keys()
+    assert 0 <= quality["score"] <= 5 and quality["message"]
+
+
+async def test_quality_score_reaches_the_server_metrics(live: Consult) -> None:
+    text = ""
+    async with aiohttp.ClientSession() as http, asyncio.timeout(20):
+        while "telecart_session_quality{" not in text:
+            await asyncio.sleep(0.2)
+            async with http.get(f"{live.server.base}/metrics") as response:
+                text = await response.text()
+
+
+async def test_senders_run_the_adaptive_encoders_with_the_stethoscope_profile(
+    live: Consult,
+) -> None:
+    consultation = live.agent.consultation
+    assert consultation is not None
+    senders = consultation.peer.senders()
+    await eventually(
+        lambda: all(encoder_of(s) is not None for s in senders.values()), what="encoders"
+    )
+    assert isinstance(encoder_of(senders["room"]), AdaptiveVp8Encoder)
+    assert isinstance(encoder_of(senders["exam"]), AdaptiveVp8Encoder)
+    stethoscope = encoder_of(senders["stethoscope"])
+    voice = encoder_of(senders["voice"])
+    assert isinstance(stethoscope, AdaptiveOpusEncoder) and isinstance(voice, AdaptiveOpusEncoder)
+    assert stethoscope.profile.application == "audio"
+    assert voice.profile.application == "voip"
+
+
+async def test_stills_rung_sends_periodic_exam_pictures(live: Consult) -> None:
+    consultation = live.agent.consultation
+    assert consultation is not None
+    await consultation.rate_controller.stop()  # the test picks the rungs
+    ladder = consultation.rate_controller.ladder
+    stills_rung = next(r for r in ladder.rungs if r.levels["exam"].mode is VideoMode.STILLS)
+    consultation._allocation(ladder.allocate(stills_rung, stills_rung.cost_bps))
+    stills = consultation.stills_mode
+    assert stills.active and stills.budget_bps == stills_rung.levels["exam"].bitrate_bps
+    stills.interval_s = 0.5  # faster, with the byte budget of a 3 s interval
+    stills.set_budget(stills.budget_bps * 6)
+    received = live.specialist.received
+    await eventually(
+        lambda: sum(s.header.get("periodic", False) for s in received.stills) >= 2,
+        what="two periodic stills",
+    )
+    still = next(s for s in received.stills if s.header.get("periodic"))
+    assert still.header["camera"] == "exam" and len(still.data) == still.header["size"]
+    consultation._allocation(ladder.allocate(ladder.rungs[0], ladder.rungs[0].cost_bps))
+    assert not consultation.stills_mode.active
+
+
+async def test_stethoscope_mode_sets_the_band_filter(live: Consult) -> None:
+    specialist = live.specialist
+    await eventually(lambda: specialist.control_open, what="the control channel")
+    specialist.command({"type": "set_stethoscope_mode", "mode": "heart", "id": "h"})
+    events = specialist.received.events
+    await eventually(lambda: any(e.get("id") == "h" for e in events), what="the ack")
+    consultation = live.agent.consultation
+    assert consultation is not None
+    band_filter = consultation.tracks.stethoscope.band_filter
+    assert band_filter is not None and band_filter.mode == "heart"
+    states = [e for e in events if e.get("type") == "state"]
+    assert states[-1]["stethoscope_mode"] == "heart"
