@@ -283,6 +283,7 @@ class CartAgent:
                 self._send,
                 self._still_settings,
                 on_failed=lambda: self._spawn(self._restart(session_id), "restart-media"),
+                initial_uplink_kbps=self._config.initial_uplink_kbps,
             )
             self.consultation = consultation
             self.reconnector.offered()

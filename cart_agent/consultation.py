@@ -13,6 +13,7 @@ from typing import Any
 from aiortc import RTCIceServer
 from aiortc.mediastreams import MediaStreamTrack
 
+from telecart.cart_agent.bandwidth_estimator import BandwidthEstimator, EstimatorConfig
 from telecart.cart_agent.cart_devices import CartDevices
 from telecart.cart_agent.control_channel import (
     Command,
@@ -73,6 +74,7 @@ class Consultation:
         send: Callable[[Message], Awaitable[None]],
         still_settings: StillSettings,
         on_failed: Callable[[], None],
+        initial_uplink_kbps: int = 300,
     ) -> None:
         self.session_id = session_id
         self._devices = devices
@@ -108,7 +110,10 @@ class Consultation:
         # --- adaptation (issue 9): rate control, stills mode, published quality ---
         self.stills_mode = StillsMode(self.peer.channels.stills, lambda: tracks.exam.latest_image)
         self.rate_controller = RateController(
-            self.peer.senders(), self._publish_quality, on_allocation=self._allocation
+            self.peer.senders(),
+            self._publish_quality,
+            estimator=BandwidthEstimator(EstimatorConfig(start_bps=initial_uplink_kbps * 1000)),
+            on_allocation=self._allocation,
         )
         self._frames_at = {
             t.role: (t.frames_sent, time.monotonic()) for t in (tracks.room, tracks.exam)

@@ -79,6 +79,7 @@ class AgentConfig:
     still_format: str = "jpeg"
     still_jpeg_quality: int = 92
     ice_addresses: tuple[str, ...] = ()
+    initial_uplink_kbps: int = 300
     devices: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -169,6 +170,7 @@ def _agent_from(
         still_format=_str(table, "still_format", cfg.still_format, "agent"),
         still_jpeg_quality=_int(table, "still_jpeg_quality", cfg.still_jpeg_quality, "agent"),
         ice_addresses=tuple(_list_of_str(table, "ice_addresses", "agent")),
+        initial_uplink_kbps=_int(table, "initial_uplink_kbps", cfg.initial_uplink_kbps, "agent"),
         devices=dict(devices),
     )
     if "TELECART_SERVER_URL" in env:
@@ -182,6 +184,8 @@ def _agent_from(
         cfg = replace(cfg, token=env["TELECART_CART_TOKEN"])
     if cfg.still_format not in ("jpeg", "png"):
         raise ConfigError("agent.still_format must be 'jpeg' or 'png'.")
+    if not 50 <= cfg.initial_uplink_kbps <= 5000:
+        raise ConfigError("agent.initial_uplink_kbps must be between 50 and 5000.")
     if not 1 <= cfg.still_jpeg_quality <= 100:
         raise ConfigError("agent.still_jpeg_quality must be between 1 and 100.")
     return cfg

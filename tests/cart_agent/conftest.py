@@ -81,7 +81,14 @@ async def live(server: RunningServer, tmp_path: Path) -> AsyncIterator[Consult]:
     """A simulated cart and a Python specialist in a connected consultation."""
     await server.add_specialist("drheart", "cardiology")
     token = await server.add_cart("cart-1")
-    config = AgentConfig(server_url=server.ws_url, token=token, data_dir=tmp_path / "agent")
+    # Loopback: start the rate controller where a good link would take it, so the cameras
+    # reach their own sizes within seconds even on a loaded machine.
+    config = AgentConfig(
+        server_url=server.ws_url,
+        token=token,
+        data_dir=tmp_path / "agent",
+        initial_uplink_kbps=2500,
+    )
     agent = CartAgent(config, small_cart(), request=ConsultationRequest("cardiology"))
     specialist = PythonSpecialist(server, "drheart")
     await agent.start()

@@ -52,7 +52,14 @@ async def _open_and_accept(page: Any, server: RunningServer) -> None:
 
 async def _agent(server: RunningServer, tmp_path: Path, repeat: float | None) -> CartAgent:
     token = await server.add_cart("cart-1")
-    config = AgentConfig(server_url=server.ws_url, token=token, data_dir=tmp_path / "agent")
+    # Loopback: start the rate controller where a good link would take it, so the cameras
+    # reach their own sizes within seconds even on a loaded machine.
+    config = AgentConfig(
+        server_url=server.ws_url,
+        token=token,
+        data_dir=tmp_path / "agent",
+        initial_uplink_kbps=2500,
+    )
     agent = CartAgent(config, small_cart(), ConsultationRequest("cardiology"), repeat)
     await agent.start()
     return agent
