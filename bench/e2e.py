@@ -31,6 +31,7 @@ from playwright.async_api import async_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.* helpers
 
+from bench.media_pages import STRIP_DECODER_JS
 from telecart.cart_agent.agent import CartAgent, ConsultationRequest
 from telecart.config import AgentConfig
 from telecart.devices.config import DevicesConfig
@@ -40,7 +41,10 @@ from tests.server.harness import PASSWORD, running_server, server_config
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # Reads the strip painted by telecart.devices.timestamp_code on every displayed frame.
-GLASS_PROBE = """(roles) => {
+GLASS_PROBE = (
+    "(roles) => {"
+    + STRIP_DECODER_JS
+    + """
   window.g2g = {};
   window.firstFrameAt = null;
   for (const role of roles) {
@@ -51,39 +55,15 @@ GLASS_PROBE = """(roles) => {
     const onFrame = (now, meta) => {
       const shownAt = performance.timeOrigin + meta.expectedDisplayTime;
       if (role === "room" && window.firstFrameAt === null) window.firstFrameAt = shownAt;
-      const w = meta.width, cells = 34;
-      // The strip is the top 24 rows of a 480-row camera frame; the sender may have shrunk
-      // the picture (rate control starts small), so scale it with the frame.
-      const rows = Math.max(4, Math.round(24 * meta.height / 480));
-      const top = Math.floor(rows / 4), bottom = Math.max(top + 1, Math.ceil(rows * 3 / 4));
-      canvas.width = w; canvas.height = rows;
-      ctx.drawImage(video, 0, 0, w, rows, 0, 0, w, rows);
-      const px = ctx.getImageData(0, 0, w, rows).data;
-      const sample = (cell) => {
-        const left = Math.round(cell * w / cells), right = Math.round((cell + 1) * w / cells);
-        const x = Math.floor((left + right) / 2);
-        let sum = 0;
-        for (let y = top; y < bottom; y++) {
-          const i = (y * w + x) * 4;
-          sum += (px[i] + px[i + 1] + px[i + 2]) / 3;
-        }
-        return sum / (bottom - top);
-      };
-      const white = sample(0), black = sample(cells - 1);
-      if (w >= cells * 4 && white - black > 64) {
-        let value = 0;
-        const threshold = (white + black) / 2;
-        for (let c = 1; c < cells - 1; c++) value = value * 2 + (sample(c) > threshold ? 1 : 0);
-        let delay = (Math.floor(shownAt) % 2 ** 32) - value;
-        if (delay < -(2 ** 31)) delay += 2 ** 32;
-        // A misread strip gives a random number: keep only what a real delay can be.
-        if (delay >= 0 && delay < 60000) window.g2g[role].push(delay);
-      }
+      const delay = readStripDelay(video, meta, canvas, ctx, shownAt);
+      // A misread strip gives a random number: keep only what a real delay can be.
+      if (delay !== null && delay >= 0 && delay < 60000) window.g2g[role].push(delay);
       video.requestVideoFrameCallback(onFrame);
     };
     video.requestVideoFrameCallback(onFrame);
   }
 }"""
+)
 
 AUDIO_STATS = """async () => {
   const pc = window.telecart.pc, order = ["room", "exam", "stethoscope", "voice"], out = {};

@@ -7,29 +7,17 @@ the namespace while Playwright stays in the benchmark's own process.
 
 from __future__ import annotations
 
-import shutil
 import stat
 from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, Page, Playwright
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-BASE_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    # Real host candidates instead of mDNS names (aiortc cannot resolve them, and there
-    # is no multicast across the emulated link).
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+# The test suite's flags, less loopback candidates: in the lab, media must cross the
+# emulated link, never a namespace's own loopback.
+BASE_ARGS = [a for a in CHROMIUM_ARGS if a != "--allow-loopback-in-peer-connection"]
 FIRST_OFFER_TIMEOUT_MS = 60_000
 
 

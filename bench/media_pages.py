@@ -18,7 +18,44 @@ and the stethoscope signal from Chromium's fake audio capture (a WAV file).
 
 from __future__ import annotations
 
-RECEIVER_PROBE = """() => {
+STRIP_DECODER_JS = """
+  // Capture time painted by telecart.devices.timestamp_code, read back from a shown frame:
+  // shown time minus capture time in ms (mod 2^32), or null when no strip is readable.
+  function readStripDelay(video, meta, canvas, ctx, shownAt) {
+    const w = meta.width, cells = 34;
+    // The strip is the top 24 rows of a 480-row camera frame: scale it with the frame,
+    // which the sender may have shrunk.
+    const rows = Math.max(4, Math.round(24 * meta.height / 480));
+    const top = Math.floor(rows / 4), bottom = Math.max(top + 1, Math.ceil(rows * 3 / 4));
+    if (w < cells * 4) return null;
+    canvas.width = w; canvas.height = rows;
+    ctx.drawImage(video, 0, 0, w, rows, 0, 0, w, rows);
+    const px = ctx.getImageData(0, 0, w, rows).data;
+    const sample = (cell) => {
+      const left = Math.round(cell * w / cells), right = Math.round((cell + 1) * w / cells);
+      const x = Math.floor((left + right) / 2);
+      let sum = 0;
+      for (let y = top; y < bottom; y++) {
+        const i = (y * w + x) * 4;
+        sum += (px[i] + px[i + 1] + px[i + 2]) / 3;
+      }
+      return sum / (bottom - top);
+    };
+    const white = sample(0), black = sample(cells - 1);
+    if (white - black <= 64) return null;
+    let value = 0;
+    const threshold = (white + black) / 2;
+    for (let c = 1; c < cells - 1; c++) value = value * 2 + (sample(c) > threshold ? 1 : 0);
+    let delay = (Math.floor(shownAt) % 2 ** 32) - value;
+    if (delay < -(2 ** 31)) delay += 2 ** 32;
+    return delay;
+  }
+"""
+
+RECEIVER_PROBE = (
+    "() => {"
+    + STRIP_DECODER_JS
+    + """
   const ORDER = ["room", "exam", "stethoscope", "voice"];
   const B = (window.bench = { samples: [], audio: [], frames: {}, pcs: 0 });
   let lastPc = null;
@@ -81,44 +118,16 @@ RECEIVER_PROBE = """() => {
     const canvas = document.createElement("canvas");
     const ctx = canvas.getContext("2d", { willReadFrequently: true });
     const frames = (B.frames[role] = []);
-    const cells = 34;
     const onFrame = (now, meta) => {
       const shownAt = performance.timeOrigin + meta.expectedDisplayTime;
-      const w = meta.width;
-      // The strip is the top 24 rows of a 480-row camera frame: scale it with the frame,
-      // which the sender may have shrunk.
-      const rows = Math.max(4, Math.round(24 * meta.height / 480));
-      const top = Math.floor(rows / 4), bottom = Math.max(top + 1, Math.ceil(rows * 3 / 4));
-      let delay = null;
-      if (w >= cells * 4) {
-        canvas.width = w; canvas.height = rows;
-        ctx.drawImage(video, 0, 0, w, rows, 0, 0, w, rows);
-        const px = ctx.getImageData(0, 0, w, rows).data;
-        const sample = (cell) => {
-          const left = Math.round(cell * w / cells), right = Math.round((cell + 1) * w / cells);
-          const x = Math.floor((left + right) / 2);
-          let sum = 0;
-          for (let y = top; y < bottom; y++) {
-            const i = (y * w + x) * 4;
-            sum += (px[i] + px[i + 1] + px[i + 2]) / 3;
-          }
-          return sum / (bottom - top);
-        };
-        const white = sample(0), black = sample(cells - 1);
-        if (white - black > 64) {
-          let value = 0;
-          const threshold = (white + black) / 2;
-          for (let c = 1; c < cells - 1; c++) value = value * 2 + (sample(c) > threshold ? 1 : 0);
-          delay = (Math.floor(shownAt) % 2 ** 32) - value;
-          if (delay < -(2 ** 31)) delay += 2 ** 32;
-        }
-      }
+      const delay = readStripDelay(video, meta, canvas, ctx, shownAt);
       frames.push([shownAt, delay, meta.height]);
       video.requestVideoFrameCallback(onFrame);
     };
     video.requestVideoFrameCallback(onFrame);
   }
 }"""
+)
 
 SENDER_PAGE = """<!doctype html>
 <meta charset="utf-8">
