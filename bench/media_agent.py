@@ -2,17 +2,20 @@
 
 `TELECART_SERVER_URL=ws://… TELECART_CART_TOKEN=… python -m bench.media_agent` runs the
 real `CartAgent` with `DevicesConfig.simulated()`, asks for one cardiology consultation,
-and runs until its stdin closes (or SIGTERM).
+and runs until its stdin closes (or SIGTERM). With `TELECART_BENCH_STETHOSCOPE_WAV` set,
+the stethoscope plays that WAV in a loop (bench/stethoscope.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
 
+from bench.stethoscope_source import WavStethoscopeInput, loop_from_env
 from telecart.cart_agent.agent import CartAgent, ConsultationRequest
 from telecart.config import AgentConfig
 from telecart.devices.config import DevicesConfig
@@ -32,6 +35,10 @@ async def _serve(data_dir: Path) -> int:
     agent = CartAgent(
         config, DevicesConfig.simulated(), ConsultationRequest("cardiology", reason="benchmark")
     )
+    wav_loop = loop_from_env()
+    if wav_loop is not None:  # the stethoscope benchmark's signal instead of the synthesiser
+        board = agent.devices.board
+        agent.devices.audio_inputs["stethoscope"] = WavStethoscopeInput(wav_loop, board)
     await agent.start()
     try:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -41,4 +48,7 @@ async def _serve(data_dir: Path) -> int:
 
 
 if __name__ == "__main__":
+    # Rung changes and their reasons go to the run's kept log (`bench.media --keep`).
+    logging.basicConfig(level=logging.WARNING, format="%(relativeCreated)8.0f %(name)s %(message)s")
+    logging.getLogger("telecart.cart_agent.rate_controller").setLevel(logging.DEBUG)
     sys.exit(asyncio.run(_run()))

@@ -14,6 +14,8 @@ Definitions (docs/media-benchmark.md):
 - concealment: `concealedSamples / totalSamplesReceived` per audio track; longest audio
   gap: the longest run of 50 ms polls in which at least half the samples played were
   concealed (or none played), from the track's first packet;
+- exam camera (the cart's, shed after the room camera): the same fps, height, stalls and
+  recovery, plus its longest stall after the first `SETTLE_S` seconds;
 - recovery (profiles whose uplink steps or goes down): seconds from the change until the
   last frame with glass-to-glass ≥ delay + 400 ms, or the last stall, before the next
   change; `None` ("never") when that is within 2 s of the next change.
@@ -33,6 +35,7 @@ GAP_CONCEALED = 0.5
 AUDIO_POLL_MS = 50.0
 RECOVERY_MARGIN_MS = 400.0
 RECOVERY_HOLD_S = 2.0
+SETTLE_S = 10.0  # the rural-3g goal: no freeze over 1 s after the first 10 s
 G2G_PLAUSIBLE_MS = (-50.0, 120_000.0)
 
 
@@ -71,7 +74,7 @@ def stalls(times: list[float], end_s: float) -> list[tuple[float, float]]:
     return gaps
 
 
-def _longest_audio_gap_ms(data: RunData, role: str, end_ms: float) -> float | None:
+def longest_audio_gap_ms(data: RunData, role: str, end_ms: float) -> float | None:
     """Chromium caches stats for a few tens of ms, so only polls whose counters moved
     delimit intervals; counters that stop moving (playout stopped) are a gap too."""
     polls = [p for p in data.probe.get("audio", []) if p["t"] <= end_ms]
@@ -163,7 +166,7 @@ def figures(data: RunData) -> dict[str, Any]:
 
     audio_roles = [r for r in ("stethoscope", "voice") if r in roles]
     steth = concealment("stethoscope")
-    gaps = [_longest_audio_gap_ms(data, role, end_ms) for role in audio_roles]
+    gaps = [longest_audio_gap_ms(data, role, end_ms) for role in audio_roles]
     result: dict[str, Any] = {
         "freeze_count": int(_total(samples, "room", "freezeCount")),
         "freeze_total_s": round(_total(samples, "room", "totalFreezesDuration"), 2),
@@ -187,17 +190,41 @@ def figures(data: RunData) -> dict[str, Any]:
     if _link_changes(data.profile):
         result["recovery_s"] = recovery_s(data.profile, room, seconds)
     if "exam" in roles:
-        exam = _frames(data, "exam", end_ms)
-        exam_g2g = [d for _, d in exam if d is not None]
-        result["exam_fps_mean"] = (
-            round(_total(samples, "exam", "framesDecoded") / (seconds - exam[0][0]), 1)
-            if exam
-            else 0.0
-        )
-        result["exam_g2g_p50_ms"] = round(statistics.median(exam_g2g)) if exam_g2g else None
+        result.update(_exam_figures(data, samples, end_ms))
     if data.error:
         result["error"] = data.error
     return result
+
+
+def _exam_figures(data: RunData, samples: list[dict[str, Any]], end_ms: float) -> dict[str, Any]:
+    """The cart's exam camera: the video it sheds last, so the one its goals are about."""
+    seconds = data.seconds
+    exam = _frames(data, "exam", end_ms)
+    exam_g2g = [d for _, d in exam if d is not None]
+    exam_stalls = stalls([t for t, _ in exam], seconds) if exam else [(0.0, seconds)]
+    late = [b - max(a, SETTLE_S) for a, b in exam_stalls if b > SETTLE_S]
+    heights = [
+        s["tracks"]["exam"]["frameHeight"]
+        for s in samples
+        if exam
+        and (s["t"] - data.accepted_at_ms) / 1000 >= exam[0][0]
+        and "frameHeight" in s["tracks"].get("exam", {})
+    ]
+    figures: dict[str, Any] = {
+        "exam_fps_mean": (
+            round(_total(samples, "exam", "framesDecoded") / (seconds - exam[0][0]), 1)
+            if exam
+            else 0.0
+        ),
+        "exam_height_median": int(statistics.median(heights)) if heights else None,
+        "exam_stall_count": len(exam_stalls),
+        "exam_stall_total_s": round(sum(b - a for a, b in exam_stalls), 2),
+        "exam_longest_stall_after_settle_s": round(max(late), 2) if late else 0.0,
+        "exam_g2g_p50_ms": round(statistics.median(exam_g2g)) if exam_g2g else None,
+    }
+    if _link_changes(data.profile):
+        figures["exam_recovery_s"] = recovery_s(data.profile, exam, seconds)
+    return figures
 
 
 def capacity_up_kbps(data: RunData) -> float:

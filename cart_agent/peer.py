@@ -17,7 +17,8 @@ returns, so the offer is complete and the cart never trickles. The specialist's
 trickled candidates are added as they come.
 
 Every peer runs on the adapted media stack (docs/adaptation.md): `prepare_media_stack`
-puts our VP8 and Opus encoders and the long-RTT consent check into aiortc/aioice before
+puts our VP8 and Opus encoders, transport-wide feedback and the long-RTT consent check
+into aiortc/aioice before
 the connection exists, and each audio sender gets its role's Opus profile up front.
 """
 
@@ -48,6 +49,7 @@ from telecart.cart_agent.opus_settings import install_opus_settings, prepare_aud
 from telecart.cart_agent.quality_ladder import TrackRole
 from telecart.cart_agent.stills import STILLS_LABEL
 from telecart.cart_agent.tracks import CameraTrack, DeviceAudioTrack
+from telecart.cart_agent.transport_cc import install_transport_cc
 from telecart.cart_agent.vitals_channel import VITALS_LABEL
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class MediaStack:
     vp8_rate_control: bool
     opus_profiles: bool
     consent_fix: bool
+    transport_feedback: bool
 
 
 def prepare_media_stack() -> MediaStack:
@@ -86,7 +89,12 @@ def prepare_media_stack() -> MediaStack:
     Each piece falls back to the library's own behaviour, with an error logged, if the
     library has changed shape; the call still goes ahead.
     """
-    return MediaStack(install_encoder_control(), install_opus_settings(), install_consent_fix())
+    return MediaStack(
+        install_encoder_control(),
+        install_opus_settings(),
+        install_consent_fix(),
+        install_transport_cc(),
+    )
 
 
 def ice_servers_from_json(entries: list[dict[str, object]]) -> list[RTCIceServer]:

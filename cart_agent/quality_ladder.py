@@ -6,7 +6,8 @@ then the exam camera (down to still pictures over the data channel, then off), t
 voice, and the stethoscope last. So at every budget a track keeps its level unless every
 track below it in priority is already at its floor.
 
-`RungSelector` adds hysteresis: it steps down at once to the best rung that fits, but
+`RungSelector` adds hysteresis: it steps down at once to the best rung that fits with its
+video bit rates squeezed (`QualityLadder.squeeze`), but
 steps up only one rung at a time, after the budget has exceeded the next rung's cost by
 a margin for a while. Each rung change that changes a video size costs a keyframe, so
 the selector is what keeps a moving estimate from causing a keyframe storm.
@@ -131,6 +132,17 @@ class Rung:
     def cost_bps(self) -> int:
         return sum(level.wire_bps(role in AUDIO_ROLES) for role, level in self.levels.items())
 
+    def squeezed_cost_bps(self, squeeze: float) -> int:
+        """The cost with every video track at `squeeze` times its level's rate."""
+        return sum(
+            Level(int(level.bitrate_bps * squeeze), level.width, level.height, level.fps).wire_bps(
+                False
+            )
+            if level.is_video
+            else level.wire_bps(role in AUDIO_ROLES)
+            for role, level in self.levels.items()
+        )
+
     @property
     def label(self) -> str:
         return ", ".join(f"{role} {self.levels[role].label}" for role in self.levels)
@@ -154,6 +166,10 @@ class QualityLadder:
 
     rungs: tuple[Rung, ...]
     spare_cap: float = 1.3  # a video track may take up to this times its level's rate
+    # ...and down to this share of it before the rung is left: a budget a little under a
+    # rung's cost lowers video bit rates (no keyframe) instead of stepping down a size, so
+    # a 15 % backoff on a delay rise costs sharpness, not the exam picture.
+    squeeze: float = 0.6
 
     @classmethod
     def build(
@@ -188,9 +204,24 @@ class QualityLadder:
                 return rung
         return self.floor
 
+    def best_squeezed_fit(self, budget_bps: float) -> Rung:
+        """The best rung that fits the budget with its video squeezed (see `squeeze`)."""
+        for rung in self.rungs:
+            if rung.squeezed_cost_bps(self.squeeze) <= budget_bps:
+                return rung
+        return self.floor
+
     def allocate(self, rung: Rung, budget_bps: float) -> Allocation:
         """Rung rates, with spare budget going to video tracks in priority order."""
         rates = {role: level.bitrate_bps for role, level in rung.levels.items()}
+        deficit = max(0.0, rung.cost_bps - budget_bps)
+        for role in reversed(PRIORITY):  # squeeze the lowest priority first
+            level = rung.levels.get(role)
+            if level is None or not level.is_video or deficit <= 0:
+                continue
+            cut = min(deficit, level.bitrate_bps * (1.0 - self.squeeze))
+            rates[role] -= int(cut)
+            deficit -= cut
         spare = max(0.0, budget_bps - rung.cost_bps)
         for role in PRIORITY:
             level = rung.levels.get(role)
@@ -222,7 +253,7 @@ class RungSelector:
         return self._holds.get(rung.index, self.up_hold_s)
 
     def select(self, budget_bps: float, now: float) -> Rung:
-        fit = self.ladder.best_fit(budget_bps)
+        fit = self.ladder.best_squeezed_fit(budget_bps)
         current = self.current
         if current is None or fit.index > current.index:
             if current is not None and now - self._reached_at < self.failed_up_window_s:

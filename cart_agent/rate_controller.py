@@ -25,6 +25,7 @@ from typing import Any
 from aiortc import RTCRtpSender
 
 from .bandwidth_estimator import BandwidthEstimator, LinkReport
+from .delay_based_estimator import DelayBasedEstimator
 from .encoder_control import AdaptiveVp8Encoder, VideoLayer, encoder_of
 from .opus_settings import PROFILES, AdaptiveOpusEncoder
 from .quality_ladder import (
@@ -35,6 +36,7 @@ from .quality_ladder import (
     TrackRole,
 )
 from .quality_score import QualityState, quality_state
+from .transport_cc import PacketResult, TransportCcTap
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,7 @@ class RateController:
         *,
         ladder: QualityLadder | None = None,
         estimator: BandwidthEstimator | None = None,
+        delay_estimator: DelayBasedEstimator | None = None,
         on_allocation: Callable[[Allocation], None] | None = None,
         interval_s: float = 0.5,
         publish_every_s: float = 2.0,
@@ -146,6 +149,9 @@ class RateController:
         self.senders = dict(senders)
         self.ladder = ladder or QualityLadder.build(tuple(self.senders))
         self.estimator = estimator or BandwidthEstimator()
+        self.delay_estimator = delay_estimator or DelayBasedEstimator()
+        self._taps: list[TransportCcTap] = []
+        self._was_in_outage = False
         self.selector = RungSelector(self.ladder)
         self._publish = publish
         self._on_allocation = on_allocation
@@ -162,14 +168,42 @@ class RateController:
 
     def start(self) -> None:
         if self._task is None:
+            self._tap_transports()
             self._task = asyncio.create_task(self._run(), name="rate-controller")
 
     async def stop(self) -> None:
+        for tap in self._taps:
+            tap.detach()
+        self._taps.clear()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _tap_transports(self) -> None:
+        """Read transport-wide feedback on each distinct DTLS transport (one when bundled)."""
+        transports = {id(s.transport): s.transport for s in self.senders.values() if s.transport}
+        for transport in transports.values():
+            self._taps.append(TransportCcTap(transport, self._on_transport_feedback))
+
+    def _on_transport_feedback(self, results: list[PacketResult]) -> None:
+        delay = self.delay_estimator
+        delay.on_feedback(results, self._clock())
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "feedback %d packets, %d lost: %s trend %.4f threshold %.1f acked %s loss %.3f"
+                " -> %.0f (%s)",
+                len(results),
+                sum(r.arrival_s is None for r in results),
+                delay.detector.usage.value,
+                delay.detector.trend,
+                delay.detector.threshold_ms,
+                delay.acked_bps and round(delay.acked_bps),
+                delay.loss,
+                delay.estimate_bps,
+                delay.reason,
+            )
 
     async def _run(self) -> None:
         while True:
@@ -198,18 +232,24 @@ class RateController:
         if report is not None:
             self.estimator.update(report)
             self._last_report = report
+            log.debug(
+                "report loss %.3f rtt %s sent %s -> estimate %.0f (%s)",
+                report.fraction_lost,
+                report.rtt_s and round(report.rtt_s, 3),
+                report.sent_bps and round(report.sent_bps),
+                self.estimator.estimate_bps,
+                self.estimator.reason,
+            )
         outage = self.estimator.check_silence(now)
-        budget = self.estimator.estimate_bps
+        budget, reason, loss = self._budget(now, outage)
         rung = self.selector.select(budget, now)
         allocation = self.ladder.allocate(rung, budget)
         changed = self.allocation is None or self.allocation.rung.index != rung.index
         self.allocation = allocation
-        last = self._last_report
-        loss = last.fraction_lost if last is not None else 0.0
-        rtt = last.rtt_s if last is not None else None
+        rtt = self._last_report.rtt_s if self._last_report is not None else None
         self._apply(allocation, loss, rtt)
         if changed:
-            log.info("quality rung %d: %s (%s)", rung.index, rung.label, self.estimator.reason)
+            log.info("quality rung %d: %s (%s)", rung.index, rung.label, reason)
             if self._on_allocation is not None:
                 self._on_allocation(allocation)
         self.state = quality_state(
@@ -220,9 +260,30 @@ class RateController:
             outage=outage,
             rungs=len(self.ladder.rungs),
             sent_bps=self._reports.sent_bps,
-            reason=self.estimator.reason,
+            reason=reason,
         )
         return self.state
+
+    def _budget(self, now: float, outage: bool) -> tuple[float, str, float]:
+        """Estimate, its reason and the loss to code for: transport-wide feedback when the
+        receiver sends it (every 50–100 ms, per packet), receiver reports otherwise."""
+        rr, delay = self.estimator, self.delay_estimator
+        last = self._last_report
+        rr_loss = last.fraction_lost if last is not None else 0.0
+        if last is not None and last.rtt_s is not None and last.rtt_s > 0.005:
+            delay.rtt_s = last.rtt_s
+        if outage:
+            self._was_in_outage = True
+            delay.estimate_bps = rr.estimate_bps
+            return rr.estimate_bps, rr.reason, rr_loss
+        if self._was_in_outage:  # resume where the receiver-report estimator resumes
+            self._was_in_outage = False
+            delay.estimate_bps = rr.estimate_bps
+        if delay.last_feedback_at is None:
+            return rr.estimate_bps, rr.reason, rr_loss
+        rr.estimate_bps = delay.estimate_bps  # a fallback that starts from the same place
+        reason = delay.reason if delay.fresh(now) else "waiting for the receiver's feedback"
+        return delay.estimate_bps, reason, max(delay.loss, rr_loss)
 
     def _remb(self) -> float | None:
         rembs = [

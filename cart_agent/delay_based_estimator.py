@@ -1,0 +1,331 @@
+"""Uplink estimate from transport-wide feedback: the delay-based half of Google Congestion
+Control (libwebrtc's `TrendlineEstimator`, `OveruseDetector` and `AimdRateControl`), plus
+its loss-based rule, on packet arrival times instead of once-a-second receiver reports.
+
+- Packets sent within 5 ms of each other form a group; for each pair of groups the
+  change in one-way delay is (arrival gap − send gap). Its running sum, smoothed, is
+  fitted by least squares over the last 20 groups: a positive slope is a queue building.
+- The slope, scaled, is compared with an adaptive threshold: over it for more than 10 ms
+  and two groups → overuse, under its negative → underuse (the queue draining).
+- Overuse: the target drops to 85 % of the acknowledged rate (what the receiver actually
+  got over the last 0.5 s). Underuse: hold. Normal: grow, 12 %/s (25 %/s before the
+  first overuse), or about one packet per round trip near the rate where overuse last
+  began; never above what was acknowledged by more than `probe_headroom`.
+- Loss over the last second of feedback: above 10 % the target drops by half the loss;
+  a few points above the link's usual loss it holds.
+
+Pure: `on_feedback(results, now)` with `PacketResult`s from `transport_cc.py`, so
+recorded or synthetic feedback replays it without a network (tests/rate_control/).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .transport_cc import PacketResult
+
+
+class Usage(enum.Enum):
+    NORMAL = "normal"
+    OVERUSING = "overusing"
+    UNDERUSING = "underusing"
+
+
+@dataclass(frozen=True)
+class GccConfig:
+    start_bps: float = 300_000
+    min_bps: float = 60_000
+    max_bps: float = 2_500_000
+    burst_s: float = 0.005  # packets sent this close together are one group
+    window: int = 20  # groups in the trend fit
+    smoothing: float = 0.9
+    threshold_gain: float = 4.0
+    initial_threshold_ms: float = 12.5
+    threshold_up: float = 0.0087  # adaptation speeds, per ms (libwebrtc's k_u and k_d)
+    threshold_down: float = 0.039
+    overuse_time_s: float = 0.010
+    backoff: float = 0.85  # on overuse, this share of the acknowledged rate
+    increase_per_s: float = 0.12  # libwebrtc: 8 %; ours has no probes to speed it up
+    startup_increase_per_s: float = 0.25
+    acked_window_s: float = 0.5
+    probe_headroom: float = 1.5  # never above this times the acknowledged rate...
+    probe_headroom_bps: float = 250_000  # ...or this much above it (stills mode sends little)
+    loss_window_s: float = 2.0  # a second holds ~50 packets: 2 % random loss reads 4 % often
+    decrease_loss: float = 0.10
+    hold_excess_loss: float = 0.02
+    usual_loss_window_s: float = 20.0
+    reset_gap_s: float = 2.0  # feedback silent this long: arrival clock continuity lost
+    fresh_s: float = 1.5  # `fresh()` while feedback is this recent
+
+
+@dataclass
+class _Group:
+    first_send: float
+    last_send: float
+    last_arrival: float
+
+
+@dataclass
+class TrendlineDetector:
+    """Delay gradient → trend → overuse/underuse, as libwebrtc's trendline estimator."""
+
+    config: GccConfig = field(default_factory=GccConfig)
+    usage: Usage = Usage.NORMAL
+    trend: float = 0.0
+    threshold_ms: float = 0.0
+    _deltas: int = 0
+    _accumulated_ms: float = 0.0
+    _smoothed_ms: float = 0.0
+    _first_arrival: float | None = None
+    _history: deque[tuple[float, float]] = field(default_factory=deque)
+    _over_s: float = -1.0
+    _over_count: int = 0
+    _previous_trend: float = 0.0
+    _threshold_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.threshold_ms = self.config.initial_threshold_ms
+
+    def update(self, arrival_delta_s: float, send_delta_s: float, arrival_s: float) -> Usage:
+        cfg = self.config
+        delta_ms = (arrival_delta_s - send_delta_s) * 1000.0
+        self._deltas = min(self._deltas + 1, 1000)
+        self._accumulated_ms += delta_ms
+        self._smoothed_ms = cfg.smoothing * self._smoothed_ms + (1 - cfg.smoothing) * (
+            self._accumulated_ms
+        )
+        if self._first_arrival is None:
+            self._first_arrival = arrival_s
+        self._history.append(((arrival_s - self._first_arrival) * 1000.0, self._smoothed_ms))
+        if len(self._history) > cfg.window:
+            self._history.popleft()
+        if len(self._history) == cfg.window:
+            self.trend = _slope(self._history) or self.trend
+        self._detect(send_delta_s, arrival_s)
+        return self.usage
+
+    def _detect(self, send_delta_s: float, now: float) -> None:
+        cfg = self.config
+        if self._deltas < 2:
+            return
+        modified = min(self._deltas, 60) * self.trend * cfg.threshold_gain
+        if modified > self.threshold_ms:
+            if self._over_s < 0:
+                self._over_s = send_delta_s / 2
+            else:
+                self._over_s += send_delta_s
+            self._over_count += 1
+            if (
+                self._over_s > cfg.overuse_time_s
+                and self._over_count > 1
+                and self.trend >= self._previous_trend
+            ):
+                self._over_s, self._over_count = 0.0, 0
+                self.usage = Usage.OVERUSING
+        elif modified < -self.threshold_ms:
+            self._over_s, self._over_count = -1.0, 0
+            self.usage = Usage.UNDERUSING
+        else:
+            self._over_s, self._over_count = -1.0, 0
+            self.usage = Usage.NORMAL
+        self._previous_trend = self.trend
+        self._adapt_threshold(modified, now)
+
+    def _adapt_threshold(self, modified: float, now: float) -> None:
+        cfg = self.config
+        if self._threshold_at is None:
+            self._threshold_at = now
+        if abs(modified) > self.threshold_ms + 15.0:  # a spike: do not learn from it
+            self._threshold_at = now
+            return
+        k = cfg.threshold_down if abs(modified) < self.threshold_ms else cfg.threshold_up
+        elapsed_ms = min((now - self._threshold_at) * 1000.0, 100.0)
+        self.threshold_ms += k * (abs(modified) - self.threshold_ms) * elapsed_ms
+        self.threshold_ms = min(max(self.threshold_ms, 6.0), 600.0)
+        self._threshold_at = now
+
+
+def _slope(points: Iterable[tuple[float, float]]) -> float | None:
+    values = list(points)
+    mean_x = sum(x for x, _ in values) / len(values)
+    mean_y = sum(y for _, y in values) / len(values)
+    numerator = sum((x - mean_x) * (y - mean_y) for x, y in values)
+    denominator = sum((x - mean_x) ** 2 for x, _ in values)
+    return numerator / denominator if denominator else None
+
+
+@dataclass
+class DelayBasedEstimator:
+    """Transport feedback → target uplink rate in bit/s (see the module docstring)."""
+
+    config: GccConfig = field(default_factory=GccConfig)
+    estimate_bps: float = 0.0
+    reason: str = "start"
+    acked_bps: float | None = None
+    loss: float = 0.0
+    last_feedback_at: float | None = None
+    rtt_s: float = 0.2  # set by the caller from receiver reports
+    detector: TrendlineDetector = field(init=False)
+    _group: _Group | None = None
+    _previous_group: _Group | None = None
+    _received: deque[tuple[float, int]] = field(default_factory=deque)  # arrival, bytes
+    _outcomes: deque[tuple[float, bool]] = field(default_factory=deque)  # send time, lost
+    _losses: deque[tuple[float, float]] = field(default_factory=deque)
+    _last_change_at: float | None = None
+    _last_decrease_at: float = -math.inf
+    _capacity_bps: float | None = None  # acknowledged rate when overuse last began
+    _overused_once: bool = False
+    _newest_sequence: int = -1
+
+    def __post_init__(self) -> None:
+        self.detector = TrendlineDetector(self.config)
+        if self.estimate_bps <= 0:
+            self.estimate_bps = self.config.start_bps
+
+    def fresh(self, now: float) -> bool:
+        """True while feedback keeps coming (the receiver speaks transport-cc)."""
+        return self.last_feedback_at is not None and now - self.last_feedback_at < (
+            self.config.fresh_s
+        )
+
+    def on_feedback(self, results: list[PacketResult], now: float) -> float:
+        """Feed one transport feedback's packets; returns the new target in bit/s."""
+        cfg = self.config
+        if self.last_feedback_at is not None and now - self.last_feedback_at > cfg.reset_gap_s:
+            self._restart_after_gap()
+        self.last_feedback_at = now
+        fresh = sorted(
+            (r for r in results if r.sequence > self._newest_sequence), key=lambda r: r.sequence
+        )
+        if not fresh:
+            return self.estimate_bps
+        self._newest_sequence = fresh[-1].sequence
+        usage = self.detector.usage
+        for result in fresh:
+            self._outcomes.append((result.send_s, result.arrival_s is None))
+            if result.arrival_s is None:
+                continue
+            self._received.append((result.arrival_s, result.size_bytes))
+            usage = self._add_to_group(result)
+        self._update_acked(fresh)
+        self._update_loss(now)
+        self._control(usage, now)
+        return self.estimate_bps
+
+    def _restart_after_gap(self) -> None:
+        self.detector = TrendlineDetector(self.config)
+        self._group = self._previous_group = None
+        self._received.clear()
+        self._outcomes.clear()
+        self.acked_bps = None
+
+    def _add_to_group(self, result: PacketResult) -> Usage:
+        assert result.arrival_s is not None
+        group = self._group
+        if group is None:
+            self._group = _Group(result.send_s, result.send_s, result.arrival_s)
+            return self.detector.usage
+        send_gap = result.send_s - group.first_send
+        arrival_gap = result.arrival_s - group.last_arrival
+        in_burst = arrival_gap < self.config.burst_s and (
+            arrival_gap - (result.send_s - group.last_send) < 0
+        )
+        if send_gap <= self.config.burst_s or in_burst:
+            group.last_send = max(group.last_send, result.send_s)
+            group.last_arrival = max(group.last_arrival, result.arrival_s)
+            return self.detector.usage
+        previous, self._previous_group = self._previous_group, group
+        self._group = _Group(result.send_s, result.send_s, result.arrival_s)
+        if previous is None:
+            return self.detector.usage
+        send_delta = group.last_send - previous.last_send
+        arrival_delta = group.last_arrival - previous.last_arrival
+        if arrival_delta < -1.0 or arrival_delta - send_delta > 3.0:  # receiver clock jumped
+            self._restart_after_gap()
+            return Usage.NORMAL
+        return self.detector.update(arrival_delta, send_delta, group.last_arrival)
+
+    def _update_acked(self, fresh: list[PacketResult]) -> None:
+        cfg = self.config
+        newest = max((r.arrival_s for r in fresh if r.arrival_s is not None), default=None)
+        if newest is None:
+            return
+        while self._received and self._received[0][0] < newest - cfg.acked_window_s:
+            self._received.popleft()
+        span = newest - self._received[0][0] if self._received else 0.0
+        if span >= cfg.acked_window_s * 0.5:
+            total = sum(size for _, size in self._received)
+            self.acked_bps = total * 8 / max(span, cfg.acked_window_s * 0.9)
+
+    def _update_loss(self, now: float) -> None:
+        cfg = self.config
+        newest_send = self._outcomes[-1][0] if self._outcomes else now
+        while self._outcomes and self._outcomes[0][0] < newest_send - cfg.loss_window_s:
+            self._outcomes.popleft()
+        if len(self._outcomes) >= 10:
+            self.loss = sum(lost for _, lost in self._outcomes) / len(self._outcomes)
+            self._losses.append((now, self.loss))
+        while self._losses and self._losses[0][0] < now - cfg.usual_loss_window_s:
+            self._losses.popleft()
+
+    @property
+    def usual_loss(self) -> float:
+        if len(self._losses) < 20:
+            return 0.0
+        values = sorted(value for _, value in self._losses)
+        return values[
+            len(values) // 2
+        ]  # congestion loss comes in spells; the median is random loss
+
+    def _control(self, usage: Usage, now: float) -> None:
+        cfg = self.config
+        elapsed = 0.0 if self._last_change_at is None else min(now - self._last_change_at, 1.0)
+        self._last_change_at = now
+        acked = self.acked_bps
+        can_decrease = now - self._last_decrease_at >= max(0.3, self.rtt_s)
+        if usage is Usage.OVERUSING:
+            if can_decrease:
+                basis = acked if acked is not None else self.estimate_bps
+                self._capacity_bps = basis
+                self._overused_once = True
+                self._set(min(self.estimate_bps, basis * cfg.backoff))
+                self._last_decrease_at = now
+            self.reason = "delay rising"
+            return
+        if self.loss > cfg.decrease_loss and self.loss > self.usual_loss + cfg.hold_excess_loss:
+            if can_decrease:
+                self._set(self.estimate_bps * (1 - 0.5 * self.loss))
+                self._last_decrease_at = now
+            self.reason = f"loss {self.loss:.0%}"
+            return
+        if usage is Usage.UNDERUSING:
+            self.reason = "queue draining"
+            return
+        if self.loss > max(cfg.hold_excess_loss, self.usual_loss + cfg.hold_excess_loss):
+            self.reason = f"holding at loss {self.loss:.0%}"
+            return
+        self._set(self._grown(elapsed, acked))
+        self.reason = "probing up"
+
+    def _grown(self, elapsed: float, acked: float | None) -> float:
+        cfg = self.config
+        capacity = self._capacity_bps
+        if capacity is not None and self.estimate_bps > 1.25 * capacity:
+            capacity = self._capacity_bps = None  # the link got better
+        if capacity is not None and self.estimate_bps > 0.8 * capacity:
+            packet_bits = 1200 * 8
+            grown = self.estimate_bps + packet_bits / (self.rtt_s + 0.1) * elapsed
+        else:
+            speed = cfg.increase_per_s if self._overused_once else cfg.startup_increase_per_s
+            grown = self.estimate_bps * (1 + speed) ** elapsed
+        if acked is not None:
+            limit = max(acked * cfg.probe_headroom, acked + cfg.probe_headroom_bps)
+            grown = min(grown, max(self.estimate_bps, limit))
+        return grown
+
+    def _set(self, bps: float) -> None:
+        self.estimate_bps = min(max(bps, self.config.min_bps), self.config.max_bps)

@@ -1,0 +1,91 @@
+"""The delay-based estimator on a packet-level link model (no network)."""
+
+from __future__ import annotations
+
+from telecart.cart_agent.delay_based_estimator import DelayBasedEstimator, Usage
+from telecart.cart_agent.transport_cc import PacketResult
+
+from .packet_link import PacketLink, simulate
+
+
+def constant(bps: float):  # type: ignore[no-untyped-def]
+    return lambda t: bps
+
+
+def steps(*changes: tuple[float, float]):  # type: ignore[no-untyped-def]
+    def capacity(t: float) -> float:
+        rate = changes[0][1]
+        for start, bps in changes:
+            if t >= start:
+                rate = bps
+        return rate
+
+    return capacity
+
+
+def test_uses_most_of_a_rural_3g_uplink_despite_jitter_and_random_loss() -> None:
+    link = PacketLink(constant(384_000), delay_s=0.075, jitter_s=0.015, loss=0.02, queue_s=0.3)
+    run = simulate(link, 60)
+    mean = run.mean_target(15, 60)
+    assert 0.7 * 384_000 <= mean <= 1.05 * 384_000, mean
+
+
+def test_a_queue_building_is_seen_before_the_queue_overflows() -> None:
+    estimator = DelayBasedEstimator()
+    link = PacketLink(constant(500_000), delay_s=0.05, queue_s=10.0)  # a queue that never drops
+    simulate(link, 20, estimator)
+    assert estimator.detector.usage in (Usage.NORMAL, Usage.UNDERUSING, Usage.OVERUSING)
+    # With no loss at all, only the delay trend can have held the target near capacity.
+    assert estimator.estimate_bps < 1.3 * 500_000
+    assert estimator.loss == 0.0
+
+
+def test_steps_down_within_a_second_of_a_capacity_drop_and_back_up_within_ten() -> None:
+    link = PacketLink(steps((0, 2_000_000), (20, 300_000), (40, 1_000_000)), delay_s=0.05)
+    run = simulate(link, 60)
+    assert run.target_at(21.0) < 450_000
+    assert run.mean_target(25, 40) <= 330_000
+    assert run.target_at(50.0) >= 0.8 * 1_000_000
+
+
+def test_a_steady_satellite_round_trip_is_not_congestion() -> None:
+    link = PacketLink(constant(1_000_000), delay_s=0.3, jitter_s=0.01, loss=0.01, queue_s=0.5)
+    run = simulate(link, 60)
+    assert run.mean_target(20, 60) >= 0.7 * 1_000_000
+
+
+def test_random_edge_loss_alone_does_not_collapse_the_estimate() -> None:
+    link = PacketLink(constant(128_000), delay_s=0.1, jitter_s=0.02, loss=0.05, queue_s=0.5)
+    run = simulate(link, 60)
+    assert run.mean_target(20, 60) >= 0.6 * 128_000
+
+
+def test_heavy_loss_steps_down_by_half_the_loss() -> None:
+    estimator = DelayBasedEstimator(estimate_bps=400_000)
+    packets = [
+        PacketResult(i, i * 0.01, 1200, None if i % 4 == 0 else 0.05 + i * 0.01) for i in range(100)
+    ]
+    estimator.on_feedback(packets, 1.0)
+    assert estimator.loss == 0.25
+    assert estimator.estimate_bps == 400_000 * (1 - 0.125)
+    assert estimator.reason == "loss 25%"
+
+
+def test_feedback_after_a_long_gap_restarts_the_trend_and_is_not_overuse() -> None:
+    estimator = DelayBasedEstimator()
+    first = [PacketResult(i, i * 0.02, 1200, 0.05 + i * 0.02) for i in range(50)]
+    estimator.on_feedback(first, 1.0)
+    # The link was down for 5 s: the next packets arrive with a very different offset.
+    later = [PacketResult(50 + i, 6.0 + i * 0.02, 1200, 9.0 + i * 0.02) for i in range(50)]
+    estimator.on_feedback(later, 7.0)
+    assert estimator.detector.usage is not Usage.OVERUSING
+    assert estimator.fresh(7.5) and not estimator.fresh(9.0)
+
+
+def test_old_or_repeated_packets_are_ignored() -> None:
+    estimator = DelayBasedEstimator()
+    packets = [PacketResult(i, i * 0.02, 1200, 0.05 + i * 0.02) for i in range(40)]
+    estimator.on_feedback(packets, 1.0)
+    before = (estimator.estimate_bps, estimator.acked_bps)
+    estimator.on_feedback(packets[:20], 1.05)
+    assert (estimator.estimate_bps, estimator.acked_bps) == before
