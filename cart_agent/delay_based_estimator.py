@@ -60,6 +60,7 @@ class GccConfig:
     usual_loss_window_s: float = 20.0
     reset_gap_s: float = 2.0  # feedback silent this long: arrival clock continuity lost
     fresh_s: float = 1.5  # `fresh()` while feedback is this recent
+    apply_delay_s: float = 0.5  # a new target reaches the encoders within this long
 
 
 @dataclass
@@ -180,6 +181,8 @@ class DelayBasedEstimator:
     _capacity_bps: float | None = None  # acknowledged rate when overuse last began
     _overused_once: bool = False
     _newest_sequence: int = -1
+    _loss_since_s: float = -math.inf  # loss counts only packets sent after the last cut
+    _loss_known: bool = False
 
     def __post_init__(self) -> None:
         self.detector = TrendlineDetector(self.config)
@@ -206,7 +209,8 @@ class DelayBasedEstimator:
         self._newest_sequence = fresh[-1].sequence
         usage = self.detector.usage
         for result in fresh:
-            self._outcomes.append((result.send_s, result.arrival_s is None))
+            if result.send_s > self._loss_since_s:
+                self._outcomes.append((result.send_s, result.arrival_s is None))
             if result.arrival_s is None:
                 continue
             self._received.append((result.arrival_s, result.size_bytes))
@@ -264,9 +268,11 @@ class DelayBasedEstimator:
     def _update_loss(self, now: float) -> None:
         cfg = self.config
         newest_send = self._outcomes[-1][0] if self._outcomes else now
-        while self._outcomes and self._outcomes[0][0] < newest_send - cfg.loss_window_s:
+        start = max(newest_send - cfg.loss_window_s, self._loss_since_s)
+        while self._outcomes and self._outcomes[0][0] <= start:
             self._outcomes.popleft()
-        if len(self._outcomes) >= 10:
+        self._loss_known = len(self._outcomes) >= 10
+        if self._loss_known:
             self.loss = sum(lost for _, lost in self._outcomes) / len(self._outcomes)
             self._losses.append((now, self.loss))
         while self._losses and self._losses[0][0] < now - cfg.usual_loss_window_s:
@@ -293,13 +299,13 @@ class DelayBasedEstimator:
                 self._capacity_bps = basis
                 self._overused_once = True
                 self._set(min(self.estimate_bps, basis * cfg.backoff))
-                self._last_decrease_at = now
+                self._cut(now)
             self.reason = "delay rising"
             return
         if self.loss > cfg.decrease_loss and self.loss > self.usual_loss + cfg.hold_excess_loss:
-            if can_decrease:
+            if can_decrease and self._loss_known:
                 self._set(self.estimate_bps * (1 - 0.5 * self.loss))
-                self._last_decrease_at = now
+                self._cut(now)
             self.reason = f"loss {self.loss:.0%}"
             return
         if usage is Usage.UNDERUSING:
@@ -310,6 +316,16 @@ class DelayBasedEstimator:
             return
         self._set(self._grown(elapsed, acked))
         self.reason = "probing up"
+
+    def _cut(self, now: float) -> None:
+        """After a decrease, judge loss afresh: the packets sent before it are the ones
+        the old rate lost (a 2 s window still full of them took `step` to the floor)."""
+        self._last_decrease_at = now
+        # Packets still in flight, and those sent before the encoders take the new rate
+        # (the controller applies it within its 0.5 s step), were sent at the old rate.
+        self._loss_since_s = now + self.config.apply_delay_s
+        self._outcomes.clear()
+        self._loss_known = False
 
     def _grown(self, elapsed: float, acked: float | None) -> float:
         cfg = self.config

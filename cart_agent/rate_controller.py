@@ -36,6 +36,7 @@ from .quality_ladder import (
     TrackRole,
 )
 from .quality_score import QualityState, quality_state
+from .retransmission_budget import RetransmissionBudget
 from .transport_cc import PacketResult, TransportCcTap
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class RateController:
         self.ladder = ladder or QualityLadder.build(tuple(self.senders))
         self.estimator = estimator or BandwidthEstimator()
         self.delay_estimator = delay_estimator or DelayBasedEstimator()
-        self._taps: list[TransportCcTap] = []
+        self._taps: list[TransportCcTap | RetransmissionBudget] = []
         self._was_in_outage = False
         self.selector = RungSelector(self.ladder)
         self._publish = publish
@@ -172,7 +173,7 @@ class RateController:
             self._task = asyncio.create_task(self._run(), name="rate-controller")
 
     async def stop(self) -> None:
-        for tap in self._taps:
+        for tap in reversed(self._taps):
             tap.detach()
         self._taps.clear()
         task, self._task = self._task, None
@@ -184,8 +185,14 @@ class RateController:
     def _tap_transports(self) -> None:
         """Read transport-wide feedback on each distinct DTLS transport (one when bundled)."""
         transports = {id(s.transport): s.transport for s in self.senders.values() if s.transport}
-        for transport in transports.values():
+        for key, transport in transports.items():
             self._taps.append(TransportCcTap(transport, self._on_transport_feedback))
+            rtx = [s._rtx_ssrc for s in self.senders.values() if id(s.transport) == key]
+            self._taps.append(RetransmissionBudget(transport, rtx, self._budget_bps))
+
+    def _budget_bps(self) -> float:
+        allocation = self.allocation
+        return allocation.budget_bps if allocation is not None else self.estimator.estimate_bps
 
     def _on_transport_feedback(self, results: list[PacketResult]) -> None:
         delay = self.delay_estimator

@@ -9,6 +9,7 @@ from aiortc import codecs as aiortc_codecs
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
+from telecart.cart_agent.retransmission_budget import RetransmissionBudget
 from telecart.cart_agent.transport_cc import (
     TRANSPORT_CC_EXTENSION_ID,
     TRANSPORT_CC_URI,
@@ -161,3 +162,26 @@ def test_install_offers_the_extension_and_feedback_once() -> None:
         assert uris.count(TRANSPORT_CC_URI) == 1
     vp8 = next(c for c in aiortc_codecs.CODECS["video"] if c.mimeType == "video/VP8")
     assert [f.type for f in vp8.rtcpFeedback].count("transport-cc") == 1
+
+
+async def test_retransmissions_beyond_their_share_of_the_target_are_dropped() -> None:
+    transport = FakeDtlsTransport(negotiated=True)
+    now = [0.0]
+    budget = RetransmissionBudget(
+        transport, rtx_ssrcs={777}, target_bps=lambda: 400_000, clock=lambda: now[0]
+    )
+    media = rtp(1)
+    retransmission = RtpPacket(
+        payload_type=97, sequence_number=1, ssrc=777, payload=b"r" * 1000
+    ).serialize()
+    for _ in range(20):  # a NACK storm: 20 retransmissions at once
+        await transport._send_rtp(retransmission)
+        await transport._send_rtp(media)
+    # 20 % of 400 kbit/s for a 0.1 s burst is 1000 bytes: one retransmission fits.
+    assert budget.passed == 1 and budget.dropped == 19
+    assert transport.sent.count(media) == 20  # media is never held back
+    now[0] = 1.0  # a second later the bucket has refilled its burst
+    await transport._send_rtp(retransmission)
+    assert budget.passed == 2
+    budget.detach()
+    assert transport._send_rtp.__self__ is transport  # type: ignore[attr-defined]
