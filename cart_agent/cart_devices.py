@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from telecart.devices.audio_host import AudioHost
 from telecart.devices.config import DevicesConfig
 from telecart.devices.errors import DeviceError
 from telecart.devices.sources import (
@@ -34,14 +35,17 @@ class CartDevices:
 
     def __init__(self, config: DevicesConfig) -> None:
         self.board = StatusBoard()
+        audio_host = AudioHost()  # one PortAudio owner: the streams restart together
         self.cameras: dict[str, CameraSource] = {
             c.role: make_camera(c, self.board) for c in config.cameras
         }
         self.audio_inputs: dict[str, AudioSource] = {
-            a.role: make_audio_input(a, self.board) for a in config.audio_inputs
+            a.role: make_audio_input(a, self.board, audio_host) for a in config.audio_inputs
         }
         self.speaker: AudioSink | None = (
-            make_audio_output(config.audio_output, self.board) if config.audio_output else None
+            make_audio_output(config.audio_output, self.board, audio_host)
+            if config.audio_output
+            else None
         )
         self.serial = [make_serial_reader(s, self.board) for s in config.serial]
         for role in ("room", "exam"):

@@ -1,18 +1,22 @@
 """SunTech Advantage OEM NIBP module (blood pressure), serial interface.
 
-Source document: SunTech Medical, "Advantage OEM NIBP Module — Interface
-Specification" (host commands and module responses). 9600 baud, 8N1.
+No SunTech document could be found to check this against (searched: "SunTech Advantage
+OEM BP module interface", "SunTech Advantage 2.0 serial protocol", "SunTech Vital signs
+module command", "Advantage OEM NIBP Module Interface Specification" in public docs,
+manuals and code). What follows agrees with two independent host implementations of
+this module found in public code (a Qt patient-monitor "SuntechProvider" in two versions)
+and with the earlier open-source source of these offsets. 9600 baud, 8N1.
 
-    host command   ':' (0x3A), command bytes..., CHK
+    host command   ':' (0x3A), command bytes..., CHK          (no length byte)
     response       '>' (0x3E), LEN, data..., CHK      (LEN counts every byte of the frame)
     checksum       the byte that makes the sum of all frame bytes 0 mod 256
 
 "Get BP data" is sent as 3A 79 03 00 4A; its response has LEN 0x18 (24 bytes) with,
-little-endian: systolic u16 at offset 2, diastolic u16 at offset 4, pulse rate u8 at
-offset 16 and mean arterial pressure u16 at offset 18 (mmHg, bpm); the other bytes
-(cycle, time and status fields) are not used here. The field offsets follow a public
-open-source implementation of this module: verify them against the document revision
-shipped with the module before clinical use.
+little-endian: systolic u16 at offset 2, diastolic u16 at offset 4, pulse rate u16 at
+offset 16, mean arterial pressure u16 at offset 18 (mmHg, bpm) and the measurement's
+error code at offset 20 (0 = valid; e.g. 0x01 weak signal, 0x02 erratic signal, 0x03 out
+of range, 0x04 timeout); the other bytes (cycle, time, status) are not used here. Verify
+the offsets against the document revision shipped with the module before clinical use.
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ def checksum(frame_without_chk: bytes) -> int:
     return (-sum(frame_without_chk)) & 0xFF
 
 
-def encode_bp_response(systolic: int, diastolic: int, pulse: int, mean: int) -> bytes:
+def encode_bp_response(
+    systolic: int, diastolic: int, pulse: int, mean: int, error: int = 0
+) -> bytes:
     body = bytearray(BP_DATA_LEN - 1)
     body[0], body[1] = RESPONSE_START, BP_DATA_LEN
     struct.pack_into("<HH", body, 2, systolic, diastolic)
-    body[16] = pulse
-    struct.pack_into("<H", body, 18, mean)
+    struct.pack_into("<HH", body, 16, pulse, mean)
+    body[20] = error
     return bytes(body) + bytes([checksum(bytes(body))])
 
 
@@ -87,9 +93,11 @@ class SunTechAdvantageParser:
         if len(frame) != BP_DATA_LEN:
             self.counters.good_frames += 1
             return []
+        if frame[20]:  # the module says the measurement failed: no values
+            self.counters.good_frames += 1
+            return []
         systolic, diastolic = struct.unpack_from("<HH", frame, 2)
-        pulse = frame[16]
-        (mean,) = struct.unpack_from("<H", frame, 18)
+        pulse, mean = struct.unpack_from("<HH", frame, 16)
         if not (
             40 <= systolic <= 300 and 20 <= diastolic < systolic and diastolic <= mean <= systolic
         ):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -24,14 +23,13 @@ from .camera_frame import CameraFrame
 from .config import CameraConfig
 from .errors import DeviceError
 from .pacing import Pacer
+from .reconnect_policy import ReconnectPolicy, reconnect
 from .slate import camera_disconnected_slate
 from .status import DeviceKind, DeviceStatusMixin, StatusBoard
 from .v4l2 import resolve_camera
 
-logger = logging.getLogger(__name__)
-
 T = TypeVar("T")
-RECONNECT_INTERVAL_S = 1.0
+CAMERA_HINT = "check the USB cable, then run `telecart devtest --only camera`"
 READ_TIMEOUT_S = 3.0
 
 
@@ -63,6 +61,7 @@ class OpenCVCamera(DeviceStatusMixin):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"camera-{config.role}")
         self._pacer = Pacer(1.0 / config.fps)
         self._reconnect_task: asyncio.Task[None] | None = None
+        self._policy = ReconnectPolicy(self.device_name, self._report, CAMERA_HINT)
         self._closed = False
         self.frames_read = 0
 
@@ -147,21 +146,18 @@ class OpenCVCamera(DeviceStatusMixin):
         self._report("ok", f"open ({self.config.source})")
 
     def _disconnected(self, message: str) -> None:
-        self._report("disconnected", message)
+        self._policy.lost(message)
         if self._reconnect_task is None or self._reconnect_task.done():
-            self._reconnect_task = asyncio.create_task(self._reconnect_loop())
+            self._reconnect_task = asyncio.create_task(self._reconnect())
 
-    async def _reconnect_loop(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(RECONNECT_INTERVAL_S)
-            try:
-                await self._run(self._release_blocking)
-                self._cap = await self._run(self._open_blocking)
-            except DeviceError as exc:
-                logger.debug("%s still unavailable: %s", self.device_name, exc.message)
-                continue
-            self._report("ok", f"reconnected ({self.config.source})")
-            return
+    async def _reconnect(self) -> None:
+        async def attempt() -> None:
+            await self._run(self._release_blocking)
+            self._cap = await self._run(self._open_blocking)
+
+        await reconnect(
+            self._policy, attempt, lambda: self._closed, f"reconnected ({self.config.source})"
+        )
 
     def _slate(self) -> CameraFrame:
         c = self.config

@@ -106,8 +106,8 @@ async def run_checks(
 
 
 def list_devices(config: CartTestConfig | None) -> dict[str, Any]:
-    from .audio import list_audio_devices
     from .errors import DeviceError
+    from .portaudio_devices import list_audio_devices
     from .v4l2 import list_cameras
 
     found: dict[str, Any] = {

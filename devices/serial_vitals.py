@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -13,13 +12,12 @@ import serial
 
 from .config import SerialConfig
 from .errors import DeviceError
+from .reconnect_policy import ReconnectPolicy, reconnect_blocking
 from .serial_protocols import make_parser
 from .status import DeviceKind, DeviceState, DeviceStatusMixin, StatusBoard
 from .vitals import UNITS, FrameCounters, VitalsReading
 
-logger = logging.getLogger(__name__)
-
-RECONNECT_INTERVAL_S = 1.0
+SERIAL_HINT = "check the cable and the port name, then run `telecart devtest --only serial`"
 POLL_INTERVAL_S = 1.0
 QUEUE_READINGS = 200
 
@@ -27,7 +25,8 @@ QUEUE_READINGS = 200
 class SerialVitalsReader(DeviceStatusMixin):
     """Reads one serial device. `readings()` yields `VitalsReading`s; bad bytes only bump
     `counters`. The port is read on a thread; if it disappears the status turns
-    "disconnected" and the thread reopens it every second until `close()`."""
+    "disconnected" and the thread reopens it on the `reconnect_policy` schedule until
+    `close()`."""
 
     kind: DeviceKind = "serial"
 
@@ -43,6 +42,8 @@ class SerialVitalsReader(DeviceStatusMixin):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._loop_thread: int | None = None
+        self._policy = ReconnectPolicy(self.device_name, self._report_threadsafe, SERIAL_HINT)
 
     @property
     def counters(self) -> FrameCounters:
@@ -62,13 +63,14 @@ class SerialVitalsReader(DeviceStatusMixin):
         """Start reading. `require=True` raises `DeviceError` if the port cannot be
         opened now; otherwise the reader keeps trying in the background."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         first: serial.Serial | None = None
         try:
             first = await asyncio.to_thread(self._open_blocking)
         except DeviceError as exc:
             if require:
                 raise
-            self._report("disconnected", exc.message)
+            self._policy.lost(exc.message)
         else:
             self._report("ok", f"open ({self.port})")
         self._stop.clear()
@@ -78,7 +80,9 @@ class SerialVitalsReader(DeviceStatusMixin):
         self._thread.start()
 
     def _report_threadsafe(self, state: DeviceState, message: str) -> None:
-        if self._loop is not None and not self._loop.is_closed():
+        if threading.get_ident() == self._loop_thread:
+            self._report(state, message)
+        elif self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._report, state, message)
 
     def _deliver(self, reading: VitalsReading) -> None:
@@ -89,19 +93,17 @@ class SerialVitalsReader(DeviceStatusMixin):
     def _run(self, port: serial.Serial | None) -> None:
         while not self._stop.is_set():
             if port is None:
-                try:
-                    port = self._open_blocking()
-                except DeviceError:
-                    self._stop.wait(RECONNECT_INTERVAL_S)
-                    continue
-                self._report_threadsafe("ok", f"reconnected ({self.port})")
+                port = reconnect_blocking(
+                    self._policy, self._open_blocking, self._stop, f"reconnected ({self.port})"
+                )
+                if port is None:
+                    return
             try:
                 self._pump(port)
             except (serial.SerialException, OSError) as exc:
-                self._report_threadsafe(
-                    "disconnected",
+                self._policy.lost(
                     f"{self.device_name.capitalize()} disconnected from {self.port}: check "
-                    f"the cable ({exc})",
+                    f"the cable ({exc})"
                 )
             finally:
                 with contextlib.suppress(Exception):

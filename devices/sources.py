@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from .audio import SoundDeviceInput, SoundDeviceOutput
 from .audio_chunk import AudioChunk
+from .audio_host import AudioHost
 from .audio_sim import SimulatedAudioInput, SimulatedAudioOutput
 from .camera import OpenCVCamera
 from .camera_frame import CameraFrame
@@ -53,16 +54,21 @@ def make_camera(config: CameraConfig, board: StatusBoard | None = None) -> Camer
     return OpenCVCamera(config, board)
 
 
-def make_audio_input(config: AudioInputConfig, board: StatusBoard | None = None) -> AudioSource:
+def make_audio_input(
+    config: AudioInputConfig, board: StatusBoard | None = None, host: AudioHost | None = None
+) -> AudioSource:
+    """`host`: share one between a process's streams so they restart together."""
     if config.device == SIMULATED:
         return SimulatedAudioInput(config, board, seed=0 if config.role == "stethoscope" else 1)
-    return SoundDeviceInput(config, board)
+    return SoundDeviceInput(config, board, host)
 
 
-def make_audio_output(config: AudioOutputConfig, board: StatusBoard | None = None) -> AudioSink:
+def make_audio_output(
+    config: AudioOutputConfig, board: StatusBoard | None = None, host: AudioHost | None = None
+) -> AudioSink:
     if config.device == SIMULATED:
         return SimulatedAudioOutput(config, board)
-    return SoundDeviceOutput(config, board)
+    return SoundDeviceOutput(config, board, host)
 
 
 def make_serial_reader(

@@ -4,33 +4,33 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from tests.devices.jack_server import JackServer
 
-@pytest.fixture(scope="session")
-def jack_server() -> Iterator[str]:
-    """A `jackd -d dummy` at 48 kHz / 960-frame periods, with PortAudio reinitialised
-    so sounddevice sees it. Skips when jackd or PortAudio is not installed."""
+
+def _require_jack() -> None:
     if shutil.which("jackd") is None:
         pytest.skip("jackd not installed: apt-get install jackd2 libportaudio2")
     try:
-        import sounddevice as sd
+        import sounddevice  # noqa: F401
     except OSError:
         pytest.skip("PortAudio not installed: apt-get install libportaudio2")
-    name = f"telecart-test-{uuid.uuid4().hex[:6]}"
-    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen(
-        ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "960"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    os.environ["JACK_DEFAULT_SERVER"] = name
+
+
+@pytest.fixture(scope="session")
+def jack_server() -> Iterator[str]:
+    """A JACK dummy server for the whole session, with PortAudio reinitialised
+    so sounddevice in this process sees it too."""
+    _require_jack()
+    import sounddevice as sd
+
+    server = JackServer()
+    server.start()
+    os.environ["JACK_DEFAULT_SERVER"] = server.name
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -41,10 +41,31 @@ def jack_server() -> Iterator[str]:
             time.sleep(0.3)
         else:
             pytest.skip("jackd dummy server did not come up")
-        yield name
+        yield server.name
     finally:
         sd._terminate()  # PortAudio's JACK host aborts if its server dies under it
-        proc.terminate()
-        proc.wait(5)
+        server.stop()
         os.environ.pop("JACK_DEFAULT_SERVER", None)
         sd._initialize()
+
+
+@pytest.fixture
+def restartable_jack(monkeypatch: pytest.MonkeyPatch) -> Iterator[JackServer]:
+    """A JACK dummy server of the test's own, which the test may stop and restart;
+    audio worker processes started by the test connect to it."""
+    _require_jack()
+    if shutil.which("jack_lsp") is None or shutil.which("jack_connect") is None:
+        pytest.skip("jack_lsp/jack_connect missing: apt-get install jackd2")
+    server = JackServer()
+    server.start()
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
+    deadline = time.monotonic() + 10
+    while not server.ports():
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.skip("jackd dummy server did not come up")
+        time.sleep(0.1)
+    try:
+        yield server
+    finally:
+        server.stop()

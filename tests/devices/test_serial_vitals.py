@@ -121,6 +121,15 @@ def test_suntech_parser_counts_corrupt_frames() -> None:
     assert parser.counters.garbage_bytes >= 2
 
 
+def test_suntech_failed_measurement_yields_no_reading() -> None:
+    from telecart.devices.bp_protocol import SunTechAdvantageParser
+
+    parser = SunTechAdvantageParser()
+    assert parser.feed(encode_bp_response(120, 80, 70, 93, error=0x02)) == []
+    assert parser.counters.good_frames == 1 and parser.counters.corrupt_frames == 0
+    assert ("pulse", 70.0) in parser.feed(encode_bp_response(120, 80, 70, 93))
+
+
 async def test_key_value_profile_with_custom_fields_and_checksum() -> None:
     sim = PtyDeviceSimulator("key_value")
     sim.plug()
