@@ -9,11 +9,10 @@ from __future__ import annotations
 from aiortc import RTCRtpSender, RTCRtpTransceiver
 
 
-def prefer_codec(transceiver: RTCRtpTransceiver, mime_type: str) -> None:
-    """Offer only `mime_type` (and its RTX) on `transceiver`."""
+def prefer_codec(transceiver: RTCRtpTransceiver, *mime_types: str) -> None:
+    """Offer only `mime_types`, in this order (and RTX for video), on `transceiver`."""
     kind = transceiver.kind
-    capabilities = RTCRtpSender.getCapabilities(kind)
-    chosen = [
-        c for c in capabilities.codecs if c.mimeType.lower() in (mime_type.lower(), f"{kind}/rtx")
-    ]
+    capabilities = RTCRtpSender.getCapabilities(kind).codecs
+    chosen = [c for m in mime_types for c in capabilities if c.mimeType.lower() == m.lower()]
+    chosen += [c for c in capabilities if c.mimeType.lower() == f"{kind}/rtx"]
     transceiver.setCodecPreferences(chosen)

@@ -32,6 +32,7 @@ from av.frame import Frame
 from av.packet import Packet
 
 from .encoder_control import _library_path, register_encoder
+from .opus_red import RedPacker
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,7 @@ class AdaptiveOpusEncoder(Encoder):
         self._pending_profile: OpusProfile | None = None
         self._bitrate_bps = profile.start_bps
         self._loss = 0.0
+        self.red: RedPacker | None = None  # set once RED is negotiated (`peer.py`)
         self._dirty = False
         self.resampler = AudioResampler(
             format="s16", layout="mono", rate=SAMPLE_RATE, frame_size=FRAME_SAMPLES
@@ -264,7 +266,9 @@ class AdaptiveOpusEncoder(Encoder):
         pcm = np.concatenate(self._pending)[: FRAME_SAMPLES * 6]
         timestamp = self._pending_pts or 0
         self._pending, self._pending_pts = [], None
-        return [self._opus.encode(pcm)], timestamp
+        payload = self._opus.encode(pcm)
+        red = self.red
+        return [red.pack(payload, timestamp) if red is not None else payload], timestamp
 
     def pack(self, packet: Packet[Any]) -> tuple[list[bytes], int]:
         timestamp = convert_timebase(packet.pts or 0, packet.time_base or TIME_BASE, TIME_BASE)

@@ -45,7 +45,12 @@ from telecart.cart_agent.codecs import prefer_codec
 from telecart.cart_agent.control_channel import CONTROL_LABEL
 from telecart.cart_agent.encoder_control import install_encoder_control
 from telecart.cart_agent.ice_consent import install_consent_fix
-from telecart.cart_agent.opus_settings import install_opus_settings, prepare_audio_sender
+from telecart.cart_agent.opus_red import RED_MIME, install_opus_red, red_packer
+from telecart.cart_agent.opus_settings import (
+    AdaptiveOpusEncoder,
+    install_opus_settings,
+    prepare_audio_sender,
+)
 from telecart.cart_agent.quality_ladder import TrackRole
 from telecart.cart_agent.stills import STILLS_LABEL
 from telecart.cart_agent.tracks import CameraTrack, DeviceAudioTrack
@@ -81,6 +86,7 @@ class MediaStack:
     opus_profiles: bool
     consent_fix: bool
     transport_feedback: bool
+    stethoscope_red: bool
 
 
 def prepare_media_stack() -> MediaStack:
@@ -94,6 +100,7 @@ def prepare_media_stack() -> MediaStack:
         install_opus_settings(),
         install_consent_fix(),
         install_transport_cc(),
+        install_opus_red(),
     )
 
 
@@ -138,6 +145,7 @@ class CartPeer:
         )
         self.tracks = tracks
         self._roles: dict[RTCRtpTransceiver, TrackRole] = {}
+        self._audio_encoders: dict[TrackRole, AdaptiveOpusEncoder] = {}
         video_room = self.pc.addTransceiver(tracks.room, direction="sendrecv")
         video_exam = self.pc.addTransceiver(tracks.exam, direction="sendonly")
         stethoscope = self.pc.addTransceiver(tracks.stethoscope, direction="sendonly")
@@ -152,10 +160,12 @@ class CartPeer:
         for transceiver in (video_room, video_exam):
             prefer_codec(transceiver, VIDEO_CODEC)
         for transceiver, role in layout[2:]:
-            prefer_codec(transceiver, AUDIO_CODEC)
+            red = role == "stethoscope" and self.media_stack.stethoscope_red
+            prefer_codec(transceiver, *((RED_MIME,) if red else ()), AUDIO_CODEC)
             if self.media_stack.opus_profiles:
-                # Only Opus is offered, so the role's encoder is right from the first frame.
-                prepare_audio_sender(transceiver.sender, role)
+                # Only Opus (in RED or not) is offered: the role's encoder is right from
+                # the first frame; `accept_answer` turns RED on if the answer took it.
+                self._audio_encoders[role] = prepare_audio_sender(transceiver.sender, role)
         self.channels = DataChannels(
             vitals=self.pc.createDataChannel(VITALS_LABEL, ordered=True),
             control=self.pc.createDataChannel(CONTROL_LABEL, ordered=True),
@@ -188,6 +198,15 @@ class CartPeer:
 
     async def accept_answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        for transceiver, role in self._roles.items():
+            encoder = self._audio_encoders.get(role)
+            if encoder is not None:
+                encoder.red = red_packer(transceiver._codecs)
+
+    def uses_red(self, role: TrackRole) -> bool:
+        """Whether the answer took RED for this audio track (valid after `accept_answer`)."""
+        encoder = self._audio_encoders.get(role)
+        return encoder is not None and encoder.red is not None
 
     async def add_candidate(
         self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None

@@ -75,7 +75,10 @@ def _video(width: int, height: int, fps: float, kbps: int) -> Level:
     return Level(kbps * 1000, width, height, fps)
 
 
-STETHOSCOPE_LEVELS: tuple[Level, ...] = tuple(Level(k * 1000) for k in (64, 48, 40, 32, 24))
+# Sent twice (RED, `opus_red.py`): 48 kbit/s of "audio"-mode Opus is as flat in the heart
+# bands as 64 (tests/rate_control/test_opus_settings.py), and a repeat beats extra bits.
+STETHOSCOPE_LEVELS: tuple[Level, ...] = tuple(Level(k * 1000) for k in (48, 40, 32, 24))
+STETHOSCOPE_COPIES = 2  # each packet carries the previous frame again
 VOICE_LEVELS: tuple[Level, ...] = tuple(Level(k * 1000) for k in (32, 24, 16, 12, 8))
 STILLS = Level(24_000, mode=VideoMode.STILLS)
 OFF = Level(0, mode=VideoMode.OFF)
@@ -118,9 +121,16 @@ DEGRADE_PLAN: tuple[tuple[TrackRole, int], ...] = (
     ("room", -1),
     ("exam", -2),  # stills
     ("voice", -1),
-    ("stethoscope", 3),  # 32 kbit/s
+    ("stethoscope", -1),  # 24 kbit/s (48 on the wire with its repeat)
     ("exam", -1),
 )
+
+
+def _wire_bps(role: TrackRole, level: Level) -> int:
+    wire = level.wire_bps(role in AUDIO_ROLES)
+    if role == "stethoscope":
+        wire += level.bitrate_bps * (STETHOSCOPE_COPIES - 1)
+    return wire
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,7 @@ class Rung:
 
     @property
     def cost_bps(self) -> int:
-        return sum(level.wire_bps(role in AUDIO_ROLES) for role, level in self.levels.items())
+        return sum(_wire_bps(role, level) for role, level in self.levels.items())
 
     def squeezed_cost_bps(self, squeeze: float) -> int:
         """The cost with every video track at `squeeze` times its level's rate."""
@@ -139,7 +149,7 @@ class Rung:
                 False
             )
             if level.is_video
-            else level.wire_bps(role in AUDIO_ROLES)
+            else _wire_bps(role, level)
             for role, level in self.levels.items()
         )
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .quality_ladder import Allocation, VideoMode
+from .quality_ladder import STETHOSCOPE_LEVELS, Allocation, VideoMode
 
-STETH_FULL_BPS = 64_000
+STETH_FULL_BPS = STETHOSCOPE_LEVELS[0].bitrate_bps
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,8 @@ async def test_browser_specialist_gets_video_audio_vitals_and_stills(
             )
             consultation = agent.consultation
             assert consultation is not None
+            # Chromium took RED for the stethoscope and its energy above was decoded from it.
+            assert consultation.peer.uses_red("stethoscope")
             sent = consultation.stills_sent[0]
             assert still["verified"] and still["sha256"] == sent.sha256
             assert still["size"] == len(sent.data)
