@@ -61,6 +61,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("exam_stall_total_s", "exam stall total s", "{:.1f}"),
     ("exam_longest_stall_after_settle_s", "exam longest stall after 10 s", "{:.1f}"),
     ("exam_recovery_s", "exam recovery s", "{:.1f}"),
+    ("stills_count", "exam stills received", "{:.0f}"),
+    ("exam_longest_picture_gap_s", "exam longest picture gap s", "{:.1f}"),
 ]
 
 

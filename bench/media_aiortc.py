@@ -7,6 +7,7 @@ rate control, stock aioice consent. The only setting is `iceServers=[]` (aiortc 
 otherwise add a public STUN server, which the lab cannot reach anyway). The specialist's
 camera and voice, sent back, are consumed by a `MediaBlackhole`. A `control` data channel
 tells the specialist page which m-line is which (`track_roles`). Runs until stdin closes.
+With `TELECART_BENCH_STETHOSCOPE_WAV` set, the stethoscope plays that WAV in a loop.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from aiortc.contrib.media import MediaBlackhole
 from aiortc.sdp import candidate_from_sdp
 from av import AudioFrame, VideoFrame
 
+from bench.stethoscope_source import loop_from_env
 from telecart.devices.camera_sim import render_test_scene
 from telecart.devices.stethoscope_sim import StethoscopeSynth
 from telecart.signalling.client import SignallingClient
@@ -71,13 +73,19 @@ class SceneTrack(MediaStreamTrack):
 
 
 class StethoscopeTrack(MediaStreamTrack):
-    """The synthetic stethoscope, mono 48 kHz, 20 ms frames in real time."""
+    """The synthetic stethoscope (or the benchmark's WAV), mono 48 kHz, 20 ms frames."""
 
     kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
-        self._synth = StethoscopeSynth()
+        synth = StethoscopeSynth()
+        wav_loop = loop_from_env()
+        self._next_chunk = (
+            wav_loop.next_chunk
+            if wav_loop is not None
+            else lambda: (synth.next_chunk() * 32767).astype(np.int16)
+        )
         self._start: float | None = None
         self._n = 0
 
@@ -86,7 +94,7 @@ class StethoscopeTrack(MediaStreamTrack):
             self._start = time.monotonic()
         due = self._start + self._n * CHUNK / SAMPLE_RATE
         await asyncio.sleep(max(0.0, due - time.monotonic()))
-        samples = (self._synth.next_chunk() * 32767).astype(np.int16).reshape(1, -1)
+        samples = self._next_chunk().reshape(1, -1)
         frame = AudioFrame.from_ndarray(samples, format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._n * CHUNK

@@ -15,7 +15,9 @@ Definitions (docs/media-benchmark.md):
   gap: the longest run of 50 ms polls in which at least half the samples played were
   concealed (or none played), from the track's first packet;
 - exam camera (the cart's, shed after the room camera): the same fps, height, stalls and
-  recovery, plus its longest stall after the first `SETTLE_S` seconds;
+  recovery, plus its longest stall after the first `SETTLE_S` seconds; stills: how many
+  arrived, and the longest gap after `SETTLE_S` with no new exam picture, frame or still
+  (the edge goal: a still at least every 5 s);
 - recovery (profiles whose uplink steps or goes down): seconds from the change until the
   last frame with glass-to-glass ≥ delay + 400 ms, or the last stall, before the next
   change; `None` ("never") when that is within 2 s of the next change.
@@ -202,6 +204,11 @@ def _exam_figures(data: RunData, samples: list[dict[str, Any]], end_ms: float) -
     exam = _frames(data, "exam", end_ms)
     exam_g2g = [d for _, d in exam if d is not None]
     exam_stalls = stalls([t for t, _ in exam], seconds) if exam else [(0.0, seconds)]
+    stills = [
+        (t - data.accepted_at_ms) / 1000
+        for t in data.probe.get("stills", [])
+        if data.accepted_at_ms <= t <= end_ms
+    ]
     late = [b - max(a, SETTLE_S) for a, b in exam_stalls if b > SETTLE_S]
     heights = [
         s["tracks"]["exam"]["frameHeight"]
@@ -220,11 +227,24 @@ def _exam_figures(data: RunData, samples: list[dict[str, Any]], end_ms: float) -
         "exam_stall_count": len(exam_stalls),
         "exam_stall_total_s": round(sum(b - a for a, b in exam_stalls), 2),
         "exam_longest_stall_after_settle_s": round(max(late), 2) if late else 0.0,
+        "stills_count": len(stills),
+        "exam_longest_picture_gap_s": _longest_gap_after_settle(
+            sorted([t for t, _ in exam] + stills), seconds
+        ),
         "exam_g2g_p50_ms": round(statistics.median(exam_g2g)) if exam_g2g else None,
     }
     if _link_changes(data.profile):
         figures["exam_recovery_s"] = recovery_s(data.profile, exam, seconds)
     return figures
+
+
+def _longest_gap_after_settle(times: list[float], end_s: float) -> float:
+    """The longest time after `SETTLE_S` with no new exam picture (a frame or a still)."""
+    edges = [SETTLE_S, *(t for t in times if SETTLE_S < t < end_s), end_s]
+    before = [t for t in times if t <= SETTLE_S]
+    if not before:  # nothing yet at the settle time: the gap runs from the start
+        edges[0] = 0.0
+    return round(max(b - a for a, b in itertools.pairwise(edges)), 2)
 
 
 def capacity_up_kbps(data: RunData) -> float:

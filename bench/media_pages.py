@@ -4,6 +4,7 @@
 before Accept. It keeps everything in `window.bench`, read once at the end:
 - `samples`: every 250 ms, each inbound RTP stream of `window.telecart.pc` by mid;
 - `audio`: every 50 ms, the audio streams' concealment counters (for the longest gap);
+- `stills`: the arrival time of each stills-mode picture (the page's own list);
 - `frames[role]`: every presented frame (`requestVideoFrameCallback`): `[shown_ms,
   g2g_ms or null]`, the capture time read back from the timestamp strip
   (`telecart.devices.timestamp_code`); both namespaces share the host clock.
@@ -58,6 +59,7 @@ RECEIVER_PROBE = (
     + """
   const ORDER = ["room", "exam", "stethoscope", "voice"];
   const B = (window.bench = { samples: [], audio: [], frames: {}, pcs: 0 });
+  B.stills = window.telecart.periodicStills || [];
   let lastPc = null;
   const currentPc = () => {
     const pc = window.telecart.pc;

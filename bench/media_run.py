@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,9 +111,10 @@ async def _server(lab: LinkLab, workdir: Path, static: Path) -> AsyncIterator[Se
 
 @asynccontextmanager
 async def _python_sender(
-    lab: LinkLab, sender: str, server: ServerInfo, workdir: Path
+    lab: LinkLab, sender: str, server: ServerInfo, workdir: Path, extra_env: Mapping[str, str]
 ) -> AsyncIterator[None]:
     env = dict(os.environ, TELECART_SERVER_URL=server.ws_url, TELECART_CART_TOKEN=server.cart_token)
+    env.update(extra_env)
     argv = [sys.executable, "-m", _SENDER_MODULES[sender]]
     with _log_file(workdir, sender) as stderr:
         process = await lab.run_in(
@@ -141,9 +142,11 @@ async def _chrome_sender(
         await page.close()
 
 
-async def _measure(page: Page, lab: LinkLab, data: RunData) -> None:
+async def _measure(page: Page, lab: LinkLab, data: RunData, extra_probe: str) -> None:
     await wait_for_request(page)
     await page.evaluate(RECEIVER_PROBE)
+    if extra_probe:
+        await page.evaluate(extra_probe)
     await lab.restart_clock()
     data.accepted_at_ms = time.time() * 1000
     await page.click("button.accept")
@@ -154,9 +157,21 @@ async def _measure(page: Page, lab: LinkLab, data: RunData) -> None:
 
 
 async def run_sender(
-    profile: str | Profile, sender: str, seconds: float, workdir: Path, static: Path, wav: Path
+    profile: str | Profile,
+    sender: str,
+    seconds: float,
+    workdir: Path,
+    static: Path,
+    wav: Path,
+    *,
+    extra_probe: str = "",
+    sender_env: Mapping[str, str] | None = None,
 ) -> RunData:
-    """Build the lab, run `sender` for `seconds` after the specialist accepts, measure."""
+    """Build the lab, run `sender` for `seconds` after the specialist accepts, measure.
+
+    `extra_probe` is more JavaScript for the specialist page, evaluated after
+    `RECEIVER_PROBE` (it may add to `window.bench`); `sender_env` goes to a Python sender.
+    """
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     async with LinkLab(profile) as lab:
         data = RunData(sender, lab.profile, seconds)
@@ -177,9 +192,9 @@ async def run_sender(
                     browsers.append(browser_sender)
                     sending = _chrome_sender(lab, browser_sender, server)
                 else:
-                    sending = _python_sender(lab, sender, server, workdir)
+                    sending = _python_sender(lab, sender, server, workdir, sender_env or {})
                 async with sending:
-                    await _measure(page, lab, data)
+                    await _measure(page, lab, data, extra_probe)
                 raw = {"accepted_at_ms": data.accepted_at_ms, "probe": data.probe}
                 raw |= {"series": data.series, "link_stats": data.link_stats}
                 await asyncio.to_thread((workdir / "raw.json").write_text, json.dumps(raw))

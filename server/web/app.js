@@ -19,7 +19,8 @@ addStrings(STRINGS);
 
 const T = (window.telecart = {
   pc: null, socket: null, state: "logged-out", session: null, me: null, view: "login",
-  roles: {}, vitals: [], vitalsGaps: 0, stills: [], events: [], errors: [], notices: [],
+  roles: {}, vitals: [], vitalsGaps: 0, stills: [], periodicStills: [], events: [], errors: [],
+  notices: [],
   cartState: null, localStream: null, mainTile: "room",
 });
 
@@ -66,7 +67,7 @@ const chat = new ChatPanel((text) => T.session && socket.send("chat", { session_
 const consultation = new ConsultationView({
   T, socket, viewer, note, chat,
   vitals: new VitalsBoard(),
-  stills: new StillsGallery(T.stills, viewer, note),
+  stills: new StillsGallery(T.stills, viewer, note, T.periodicStills),
   stethoscope: (T.stethoscope = new StethoscopeView($("steth-wave"), $("steth-spectrogram"))),
   notes: new NotesForm($("notes-form")),
 });

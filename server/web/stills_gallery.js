@@ -15,9 +15,11 @@ export class StillsGallery {
    * @param {Array} stills the shared list (window.telecart.stills)
    * @param {import("./image_viewer.js").ImageViewer} viewer
    * @param {(text: string) => void} note
+   * @param {Array<number>} periodic arrival times (ms) of stills-mode pictures, for tests
    */
-  constructor(stills, viewer, note) {
+  constructor(stills, viewer, note, periodic = []) {
     this.stills = stills;
+    this.periodic = periodic;
     this.viewer = viewer;
     this.note = note;
     this.partial = null;
@@ -60,6 +62,7 @@ export class StillsGallery {
     const verified = sha256 === still.header.sha256;
     if (verified || sha256 === null) reply({ type: "still_ack", still_id: still.header.still_id });
     if (still.header.periodic) {
+      this.periodic.push(Date.now());
       this.showPeriodic(URL.createObjectURL(blob));
       return;
     }
