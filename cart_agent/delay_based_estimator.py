@@ -8,11 +8,14 @@ its loss-based rule, on packet arrival times instead of once-a-second receiver r
 - The slope, scaled, is compared with an adaptive threshold: over it for more than 10 ms
   and two groups → overuse, under its negative → underuse (the queue draining).
 - Overuse: the target drops to 85 % of the acknowledged rate (what the receiver actually
-  got over the last 0.5 s). Underuse: hold. Normal: grow, 12 %/s (25 %/s before the
-  first overuse), or about one packet per round trip near the rate where overuse last
-  began; never above what was acknowledged by more than `probe_headroom`.
-- Loss over the last second of feedback: above 10 % the target drops by half the loss;
-  a few points above the link's usual loss it holds.
+  got over the last 0.5 s), or to 85 % of itself while the cart sends far less than it
+  (stills mode: the queue is not the cart's). Underuse: hold. Normal: grow, 12 %/s
+  (25 %/s before the first overuse), or about one packet per round trip near the rate
+  where overuse last began; never above what was acknowledged by more than
+  `probe_headroom`.
+- Loss over the last 2 s of feedback (only packets sent since the last cut): above 10 %
+  the target drops by half the loss; a few points above the link's usual (median) loss
+  it holds.
 
 Pure: `on_feedback(results, now)` with `PacketResult`s from `transport_cc.py`, so
 recorded or synthetic feedback replays it without a network (tests/rate_control/).
@@ -61,6 +64,7 @@ class GccConfig:
     reset_gap_s: float = 2.0  # feedback silent this long: arrival clock continuity lost
     fresh_s: float = 1.5  # `fresh()` while feedback is this recent
     apply_delay_s: float = 0.5  # a new target reaches the encoders within this long
+    app_limited_share: float = 0.6  # sending under this share of the target: app-limited
 
 
 @dataclass
@@ -174,6 +178,8 @@ class DelayBasedEstimator:
     _group: _Group | None = None
     _previous_group: _Group | None = None
     _received: deque[tuple[float, int]] = field(default_factory=deque)  # arrival, bytes
+    _sent: deque[tuple[float, int]] = field(default_factory=deque)  # send time, bytes
+    sent_bps: float | None = None
     _outcomes: deque[tuple[float, bool]] = field(default_factory=deque)  # send time, lost
     _losses: deque[tuple[float, float]] = field(default_factory=deque)
     _last_change_at: float | None = None
@@ -209,6 +215,7 @@ class DelayBasedEstimator:
         self._newest_sequence = fresh[-1].sequence
         usage = self.detector.usage
         for result in fresh:
+            self._sent.append((result.send_s, result.size_bytes))
             if result.send_s > self._loss_since_s:
                 self._outcomes.append((result.send_s, result.arrival_s is None))
             if result.arrival_s is None:
@@ -255,6 +262,13 @@ class DelayBasedEstimator:
 
     def _update_acked(self, fresh: list[PacketResult]) -> None:
         cfg = self.config
+        newest_send = fresh[-1].send_s
+        while self._sent and self._sent[0][0] < newest_send - cfg.acked_window_s:
+            self._sent.popleft()
+        sent_span = newest_send - self._sent[0][0] if self._sent else 0.0
+        if sent_span >= cfg.acked_window_s * 0.5:
+            sent_bytes = sum(size for _, size in self._sent)
+            self.sent_bps = sent_bytes * 8 / max(sent_span, cfg.acked_window_s * 0.9)
         newest = max((r.arrival_s for r in fresh if r.arrival_s is not None), default=None)
         if newest is None:
             return
@@ -279,6 +293,12 @@ class DelayBasedEstimator:
             self._losses.popleft()
 
     @property
+    def app_limited(self) -> bool:
+        """Sending well under the target, so the acknowledged rate says little of the link."""
+        sent = self.sent_bps
+        return sent is not None and sent < self.config.app_limited_share * self.estimate_bps
+
+    @property
     def usual_loss(self) -> float:
         if len(self._losses) < 20:
             return 0.0
@@ -296,6 +316,10 @@ class DelayBasedEstimator:
         if usage is Usage.OVERUSING:
             if can_decrease:
                 basis = acked if acked is not None else self.estimate_bps
+                if self.app_limited:
+                    # Sending far below the target (stills mode, small video): the queue is
+                    # not ours, or is jitter; 85 % of a trickle would turn the video off.
+                    basis = self.estimate_bps
                 self._capacity_bps = basis
                 self._overused_once = True
                 self._set(min(self.estimate_bps, basis * cfg.backoff))

@@ -248,7 +248,9 @@ class RungSelector:
     """Chooses a rung from a moving budget, with hysteresis against oscillation."""
 
     ladder: QualityLadder
-    up_margin: float = 1.15  # the next rung up must fit this many times over...
+    # The next rung up must fit at full cost (it is left only below its squeezed cost,
+    # `QualityLadder.squeeze`: that band is the hysteresis) this many times over...
+    up_margin: float = 1.0
     up_hold_s: float = 2.0  # ...for this long,
     failed_up_window_s: float = 10.0  # and longer (doubled, up to `max_hold_s`) for a rung
     max_hold_s: float = 32.0  # left again within this long of reaching it

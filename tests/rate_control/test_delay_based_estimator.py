@@ -89,3 +89,33 @@ def test_old_or_repeated_packets_are_ignored() -> None:
     before = (estimator.estimate_bps, estimator.acked_bps)
     estimator.on_feedback(packets[:20], 1.05)
     assert (estimator.estimate_bps, estimator.acked_bps) == before
+
+
+def _rising_delay(rate_bps: float, seconds: float) -> list[PacketResult]:
+    """Packets at `rate_bps` whose one-way delay grows 100 ms every second."""
+    gap = 1200 * 8 / rate_bps
+    count = int(seconds / gap)
+    return [PacketResult(i, i * gap, 1200, 0.05 + i * gap * 1.1) for i in range(count)]
+
+
+def _feed(estimator: DelayBasedEstimator, rate_bps: float) -> tuple[float, bool]:
+    """Lowest target and whether overuse was seen, over 3 s of feedback every 100 ms."""
+    packets = _rising_delay(rate_bps, 3)
+    lowest, overused = estimator.estimate_bps, False
+    for step in range(30):
+        batch = [r for r in packets if step * 0.1 <= r.send_s < (step + 1) * 0.1]
+        estimator.on_feedback(batch, (step + 1) * 0.1 + 0.05)
+        lowest = min(lowest, estimator.estimate_bps)
+        overused |= estimator.reason == "delay rising"
+    return lowest, overused
+
+
+def test_a_rising_delay_while_sending_far_below_the_target_costs_a_step_not_the_video() -> None:
+    trickle = DelayBasedEstimator(estimate_bps=300_000)
+    lowest, overused = _feed(trickle, 100_000)
+    assert overused
+    assert lowest >= 0.85**3 * 300_000  # 15 % steps, not straight to 85 % of 100 kbit/s
+    full = DelayBasedEstimator(estimate_bps=300_000)
+    lowest, overused = _feed(full, 300_000)
+    assert overused
+    assert lowest <= 0.85 * 300_000
