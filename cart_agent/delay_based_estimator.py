@@ -57,6 +57,7 @@ class GccConfig:
     acked_window_s: float = 0.5
     probe_headroom: float = 1.5  # never above this times the acknowledged rate...
     probe_headroom_bps: float = 250_000  # ...or this much above it (stills mode sends little)
+    min_loss_packets: int = 40
     loss_window_s: float = 2.0  # a second holds ~50 packets: 2 % random loss reads 4 % often
     decrease_loss: float = 0.10
     hold_excess_loss: float = 0.02
@@ -285,7 +286,10 @@ class DelayBasedEstimator:
         start = max(newest_send - cfg.loss_window_s, self._loss_since_s)
         while self._outcomes and self._outcomes[0][0] <= start:
             self._outcomes.popleft()
-        self._loss_known = len(self._outcomes) >= 10
+        # At least a second's worth of packets: 2 lost of 10 read as 20 % on `edge` (5 %
+        # random loss) and cut the estimate to the floor.
+        span = self._outcomes[-1][0] - self._outcomes[0][0] if self._outcomes else 0.0
+        self._loss_known = len(self._outcomes) >= cfg.min_loss_packets and span >= 1.0
         if self._loss_known:
             self.loss = sum(lost for _, lost in self._outcomes) / len(self._outcomes)
             self._losses.append((now, self.loss))

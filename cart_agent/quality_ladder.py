@@ -80,7 +80,7 @@ def _video(width: int, height: int, fps: float, kbps: int) -> Level:
 STETHOSCOPE_LEVELS: tuple[Level, ...] = tuple(Level(k * 1000) for k in (48, 40, 32, 24))
 STETHOSCOPE_COPIES = 2  # each packet carries the previous frame again
 VOICE_LEVELS: tuple[Level, ...] = tuple(Level(k * 1000) for k in (32, 24, 16, 12, 8))
-STILLS = Level(24_000, mode=VideoMode.STILLS)
+STILLS = Level(16_000, mode=VideoMode.STILLS)  # 6 KB every 3 s: a 320x180 JPEG
 OFF = Level(0, mode=VideoMode.OFF)
 EXAM_LEVELS: tuple[Level, ...] = (
     _video(1280, 720, 25, 1500),

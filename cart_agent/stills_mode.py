@@ -23,11 +23,13 @@ import numpy.typing as npt
 from aiortc import RTCDataChannel
 
 from telecart.cart_agent.lifecycle import cancel_and_wait
-from telecart.cart_agent.stills import CHUNK_BYTES, EncodedStill, StillError, encode_still
+from telecart.cart_agent.stills import EncodedStill, StillError, encode_still
 
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 3.0
+PACED_CHUNK_BYTES = 1_100  # one packet with SCTP/DTLS headers
+PACE = 1.5  # send a picture at this times its budget
 # Boxes the picture is fitted into (aspect kept), sharpest first; quality steps per box.
 BOXES: tuple[tuple[int, int], ...] = ((960, 540), (640, 360), (480, 270), (320, 180))
 QUALITIES: tuple[int, ...] = (85, 75, 65, 55, 45, 35)
@@ -137,12 +139,16 @@ class StillsMode:
             return
         if self._channel.bufferedAmount > len(still.data):
             return  # the previous picture has not left yet
-        self._send(still)
         self.sent.append(still)
         del self.sent[:-5]
+        await self._send_paced(still)
 
-    def _send(self, still: EncodedStill) -> None:
+    async def _send_paced(self, still: EncodedStill) -> None:
+        """Chunks of one packet, spread at `PACE` × the budget: a whole picture at once
+        overflowed a 128 kbit/s link's queue and cost the stethoscope packets (`edge`)."""
         self._channel.send(json.dumps({**still.header(), "periodic": True}))
-        for offset in range(0, len(still.data), CHUNK_BYTES):
-            self._channel.send(still.data[offset : offset + CHUNK_BYTES])
+        for offset in range(0, len(still.data), PACED_CHUNK_BYTES):
+            chunk = still.data[offset : offset + PACED_CHUNK_BYTES]
+            self._channel.send(chunk)
+            await asyncio.sleep(len(chunk) * 8 / max(PACE * self.budget_bps, 1_000))
         self._channel.send(json.dumps({"type": "still_end", "still_id": still.still_id}))

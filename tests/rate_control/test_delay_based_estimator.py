@@ -63,7 +63,7 @@ def test_random_edge_loss_alone_does_not_collapse_the_estimate() -> None:
 def test_heavy_loss_steps_down_by_half_the_loss() -> None:
     estimator = DelayBasedEstimator(estimate_bps=400_000)
     packets = [
-        PacketResult(i, i * 0.01, 1200, None if i % 4 == 0 else 0.05 + i * 0.01) for i in range(100)
+        PacketResult(i, i * 0.02, 1200, None if i % 4 == 0 else 0.05 + i * 0.02) for i in range(100)
     ]
     estimator.on_feedback(packets, 1.0)
     assert estimator.loss == 0.25
