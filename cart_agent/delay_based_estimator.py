@@ -54,6 +54,7 @@ class GccConfig:
     backoff: float = 0.85  # on overuse, this share of the acknowledged rate
     increase_per_s: float = 0.12  # libwebrtc: 8 %; ours has no probes to speed it up
     startup_increase_per_s: float = 0.25
+    calm_s: float = 5.0  # no cut for this long and past the old capacity: start-up speed
     acked_window_s: float = 0.5
     probe_headroom: float = 1.5  # never above this times the acknowledged rate...
     probe_headroom_bps: float = 250_000  # ...or this much above it (stills mode sends little)
@@ -303,6 +304,12 @@ class DelayBasedEstimator:
         return sent is not None and sent < self.config.app_limited_share * self.estimate_bps
 
     @property
+    def link_behind(self) -> bool:
+        """The receiver gets clearly less than the cart sends: the cart fills a queue."""
+        sent, acked = self.sent_bps, self.acked_bps
+        return sent is not None and acked is not None and acked < 0.85 * sent
+
+    @property
     def usual_loss(self) -> float:
         if len(self._losses) < 20:
             return 0.0
@@ -320,19 +327,27 @@ class DelayBasedEstimator:
         if usage is Usage.OVERUSING:
             if can_decrease:
                 basis = acked if acked is not None else self.estimate_bps
-                if self.app_limited:
-                    # Sending far below the target (stills mode, small video): the queue is
-                    # not ours, or is jitter; 85 % of a trickle would turn the video off.
+                if self.app_limited and not self.link_behind:
+                    # Sending far below the target (stills mode, small video) and all of it
+                    # getting through: the queue is not ours, or is jitter; 85 % of a
+                    # trickle would turn the video off.
                     basis = self.estimate_bps
                 self._capacity_bps = basis
                 self._overused_once = True
                 self._set(min(self.estimate_bps, basis * cfg.backoff))
                 self._cut(now)
+            elif acked is not None and not self.app_limited and self._capacity_bps is not None:
+                # Still overusing right after a cut: the acknowledged rate then was partly
+                # from before the link changed (`step`: 461 k measured on a 300 k link).
+                self._capacity_bps = min(self._capacity_bps, acked)
             self.reason = "delay rising"
             return
         if self.loss > cfg.decrease_loss and self.loss > self.usual_loss + cfg.hold_excess_loss:
             if can_decrease and self._loss_known:
-                self._set(self.estimate_bps * (1 - 0.5 * self.loss))
+                target = self.estimate_bps * (1 - 0.5 * self.loss)
+                if acked is not None and self.link_behind:
+                    target = min(target, acked)  # 68 % lost on `step`: the link's rate, at once
+                self._set(target)
                 self._cut(now)
             self.reason = f"loss {self.loss:.0%}"
             return
@@ -342,7 +357,7 @@ class DelayBasedEstimator:
         if self.loss > max(cfg.hold_excess_loss, self.usual_loss + cfg.hold_excess_loss):
             self.reason = f"holding at loss {self.loss:.0%}"
             return
-        self._set(self._grown(elapsed, acked))
+        self._set(self._grown(elapsed, acked, now))
         self.reason = "probing up"
 
     def _cut(self, now: float) -> None:
@@ -355,7 +370,7 @@ class DelayBasedEstimator:
         self._outcomes.clear()
         self._loss_known = False
 
-    def _grown(self, elapsed: float, acked: float | None) -> float:
+    def _grown(self, elapsed: float, acked: float | None, now: float) -> float:
         cfg = self.config
         capacity = self._capacity_bps
         if capacity is not None and self.estimate_bps > 1.25 * capacity:
@@ -364,11 +379,22 @@ class DelayBasedEstimator:
             packet_bits = 1200 * 8
             grown = self.estimate_bps + packet_bits / (self.rtt_s + 0.1) * elapsed
         else:
-            speed = cfg.increase_per_s if self._overused_once else cfg.startup_increase_per_s
+            # Start-up speed again once well past the old capacity with no cut for a while:
+            # the link has grown (`step`: 300 → 1000 kbit/s), and there are no probes.
+            calm = now - self._last_decrease_at >= cfg.calm_s and capacity is None
+            speed = (
+                cfg.startup_increase_per_s
+                if calm or not self._overused_once
+                else cfg.increase_per_s
+            )
             grown = self.estimate_bps * (1 + speed) ** elapsed
         if acked is not None:
             limit = max(acked * cfg.probe_headroom, acked + cfg.probe_headroom_bps)
             grown = min(grown, max(self.estimate_bps, limit))
+        if capacity is not None and self.app_limited:
+            # Sending little (stills) tests nothing: stay near the rate that last overused,
+            # or the next rung up overshoots and falls back (`step`, every few seconds).
+            grown = min(grown, max(self.estimate_bps, 1.2 * capacity))
         return grown
 
     def _set(self, bps: float) -> None:

@@ -169,6 +169,15 @@ class Allocation:
     def level(self, role: TrackRole) -> Level:
         return self.rung.levels[role]
 
+    @property
+    def stills_bps(self) -> int:
+        """What the rung gives periodic stills (sent on a data channel, not as RTP)."""
+        return sum(
+            self.bitrates_bps[role]
+            for role, level in self.rung.levels.items()
+            if level.mode is VideoMode.STILLS
+        )
+
 
 @dataclass(frozen=True)
 class QualityLadder:

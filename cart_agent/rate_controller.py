@@ -281,7 +281,10 @@ class RateController:
         budget, reason, loss = self._budget(now, outage)
         # Data channels (vitals, control, stills; SCTP with its acks and retransmissions)
         # share the uplink: measured 37 kbit/s of 120 on `edge`, unseen by the ladder.
-        media_budget = max(budget - self._other_traffic.bps, self.estimator.config.min_bps)
+        # Periodic stills are data-channel traffic too, but the rung already pays for them.
+        stills = self.allocation.stills_bps if self.allocation is not None else 0
+        other = max(0.0, self._other_traffic.bps - stills)
+        media_budget = max(budget - other, self.estimator.config.min_bps)
         rung = self.selector.select(media_budget, now)
         allocation = self.ladder.allocate(rung, media_budget)
         changed = self.allocation is None or self.allocation.rung.index != rung.index
@@ -326,13 +329,18 @@ class RateController:
         return delay.estimate_bps, reason, max(delay.loss, rr_loss)
 
     def _transport_counters(self) -> tuple[int, int]:
-        """Bytes and packets every distinct DTLS transport has sent (RTP, RTCP and SCTP)."""
+        """Bytes and packets every distinct DTLS transport has sent (RTP, RTCP and SCTP),
+        less the retransmissions."""
         transports = {id(s.transport): s.transport for s in self.senders.values() if s.transport}
         total_bytes = total_packets = 0
         for transport in transports.values():
             for stats in transport._get_stats().values():
                 total_bytes += stats.bytesSent
                 total_packets += stats.packetsSent
+        for tap in self._taps:  # retransmissions are media, paid from the video's share
+            if isinstance(tap, RetransmissionBudget):
+                total_bytes -= tap.passed_bytes + 10 * tap.passed
+                total_packets -= tap.passed
         return total_bytes, total_packets
 
     def _remb(self) -> float | None:

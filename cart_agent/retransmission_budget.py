@@ -44,6 +44,7 @@ class RetransmissionBudget:
         self._at: float | None = None
         self.dropped = 0
         self.passed = 0
+        self.passed_bytes = 0  # as handed to SRTP (the transport adds its 10-byte tag)
         self._original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
         transport._send_rtp = self._send_rtp
 
@@ -56,7 +57,9 @@ class RetransmissionBudget:
             if ssrc in self._rtx_ssrcs and not self._take(len(data)):
                 self.dropped += 1
                 return
-            self.passed += ssrc in self._rtx_ssrcs
+            if ssrc in self._rtx_ssrcs:
+                self.passed += 1
+                self.passed_bytes += len(data)
         await self._original(data)
 
     def _take(self, size: int) -> bool:

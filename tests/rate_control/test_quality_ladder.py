@@ -180,3 +180,18 @@ def test_a_step_up_that_does_not_hold_is_tried_again_only_after_a_longer_hold() 
     selector.select(between, 5.0)
     assert selector.select(between, 8.0) == low
     assert selector.select(between, 9.0) == high
+
+
+def test_a_rung_in_stills_mode_says_what_its_stills_may_send() -> None:
+    stills = next(r for r in LADDER.rungs if r.levels["exam"] is STILLS)
+    assert LADDER.allocate(stills, stills.cost_bps).stills_bps == STILLS.bitrate_bps
+    assert LADDER.allocate(LADDER.rungs[0], 3_000_000).stills_bps == 0
+
+
+def test_a_budget_a_little_under_a_rung_squeezes_video_instead_of_stepping_down() -> None:
+    rung = LADDER.rungs[8]  # exam 320x180@15
+    budget = (rung.cost_bps + rung.squeezed_cost_bps(LADDER.squeeze)) / 2
+    assert LADDER.best_squeezed_fit(budget) is rung
+    allocation = LADDER.allocate(rung, budget)
+    assert allocation.bitrates_bps["exam"] < rung.levels["exam"].bitrate_bps
+    assert allocation.bitrates_bps["stethoscope"] == rung.levels["stethoscope"].bitrate_bps

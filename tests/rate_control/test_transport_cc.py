@@ -9,6 +9,7 @@ from aiortc import codecs as aiortc_codecs
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
+from telecart.cart_agent.rate_controller import OtherTraffic, SenderSample
 from telecart.cart_agent.retransmission_budget import RetransmissionBudget
 from telecart.cart_agent.transport_cc import (
     TRANSPORT_CC_EXTENSION_ID,
@@ -185,3 +186,14 @@ async def test_retransmissions_beyond_their_share_of_the_target_are_dropped() ->
     assert budget.passed == 2
     budget.detach()
     assert transport._send_rtp.__self__ is transport  # type: ignore[attr-defined]
+
+
+def test_other_traffic_is_the_transport_total_less_the_senders_media() -> None:
+    other = OtherTraffic(smoothing=0.0)
+    media = [SenderSample("audio", bytes_sent=0, packets_sent=0)]
+    other.add(0.0, (0, 0), media)
+    # In 1 s: 100 media packets of 100 bytes (+38 framing each on the transport) and
+    # 10 data-channel packets of 500 bytes.
+    media = [SenderSample("audio", bytes_sent=10_000, packets_sent=100)]
+    other.add(1.0, (10_000 + 100 * 38 + 5_000, 110), media)
+    assert other.bps == (5_000 + 10 * 28) * 8
