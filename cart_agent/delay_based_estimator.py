@@ -57,10 +57,11 @@ class GccConfig:
     calm_s: float = 5.0  # no cut for this long and past the old capacity: start-up speed
     acked_window_s: float = 0.5
     probe_headroom: float = 1.5  # never above this times the acknowledged rate...
-    probe_headroom_bps: float = 250_000  # ...or this much above it (stills mode sends little)
+    probe_headroom_bps: float = 250_000  # ...or, while sending little, this much above it
     min_loss_packets: int = 40
     loss_window_s: float = 2.0  # a second holds ~50 packets: 2 % random loss reads 4 % often
     decrease_loss: float = 0.10
+    heavy_loss: float = 0.3  # above this, cut to what got through (not for bursty spells)
     hold_excess_loss: float = 0.02
     usual_loss_window_s: float = 20.0
     reset_gap_s: float = 2.0  # feedback silent this long: arrival clock continuity lost
@@ -345,7 +346,7 @@ class DelayBasedEstimator:
         if self.loss > cfg.decrease_loss and self.loss > self.usual_loss + cfg.hold_excess_loss:
             if can_decrease and self._loss_known:
                 target = self.estimate_bps * (1 - 0.5 * self.loss)
-                if acked is not None and self.link_behind:
+                if acked is not None and self.link_behind and self.loss > cfg.heavy_loss:
                     target = min(target, acked)  # 68 % lost on `step`: the link's rate, at once
                 self._set(target)
                 self._cut(now)
@@ -389,12 +390,10 @@ class DelayBasedEstimator:
             )
             grown = self.estimate_bps * (1 + speed) ** elapsed
         if acked is not None:
-            limit = max(acked * cfg.probe_headroom, acked + cfg.probe_headroom_bps)
+            limit = acked * cfg.probe_headroom
+            if self.app_limited:  # stills or small video: let the next rung be tried
+                limit = max(limit, acked + cfg.probe_headroom_bps)
             grown = min(grown, max(self.estimate_bps, limit))
-        if capacity is not None and self.app_limited:
-            # Sending little (stills) tests nothing: stay near the rate that last overused,
-            # or the next rung up overshoots and falls back (`step`, every few seconds).
-            grown = min(grown, max(self.estimate_bps, 1.2 * capacity))
         return grown
 
     def _set(self, bps: float) -> None:
