@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 import tempfile
@@ -253,22 +254,30 @@ class FaultResult:
 class FaultRig:
     """Server + specialist in the clinic namespace, the agent in the cart namespace."""
 
-    def __init__(self, lab: Any, workdir: Path) -> None:
+    def __init__(self, lab: Any, workdir: Path, logs: Path | None = None) -> None:
         self.lab = lab
         self.workdir = workdir
+        self.logs = logs
         self.server: Proc | None = None
         self.specialist: Proc | None = None
         self.agents: list[Proc] = []
         self.token = ""
 
     async def _spawn(self, name: str, ns: str, argv: list[str]) -> Proc:
+        stderr: Any = asyncio.subprocess.DEVNULL
+        if self.logs is not None:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            stderr = (self.logs / f"{name}.log").open("a")
+            argv = [*argv, "--log"]
         process = await self.lab.run_in(
             ns,
             [sys.executable, "-m", "bench.faults", *argv],
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
         )
+        if stderr is not asyncio.subprocess.DEVNULL:
+            stderr.close()
         proc = Proc(name, process)
         proc.start_reading()
         return proc
@@ -476,12 +485,12 @@ FAULTS: dict[str, Callable[[FaultRig], Awaitable[FaultResult]]] = {
 }
 
 
-async def run_fault(name: str) -> FaultResult:
+async def run_fault(name: str, logs: Path | None = None) -> FaultResult:
     from bench.netlab import LinkLab
 
     with tempfile.TemporaryDirectory(prefix="telecart-faults-") as tmp:
         async with LinkLab(profile="good") as lab:
-            rig = FaultRig(lab, Path(tmp))
+            rig = FaultRig(lab, Path(tmp), logs / name if logs else None)
             try:
                 await rig.start()
                 await asyncio.sleep(3)
@@ -494,10 +503,10 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-async def _main(names: list[str]) -> int:
+async def _main(names: list[str], logs: Path | None) -> int:
     results = []
     for name in names:
-        result = await run_fault(name)
+        result = await run_fault(name, logs)
         results.append(result)
         print(json.dumps({"fault": name, **result.__dict__}), flush=True)
     print("| fault | detect s | RTP back s | video frame back s | vitals sent / received "
@@ -521,6 +530,7 @@ def main() -> int:
     sub = parser.add_subparsers(dest="mode")
     run = sub.add_parser("run")
     run.add_argument("--only", nargs="*", choices=sorted(FAULTS), default=list(FAULTS))
+    run.add_argument("--logs", type=Path, help="keep each process's log in LOGS/FAULT/")
     server = sub.add_parser("server")
     server.add_argument("--host", required=True)
     server.add_argument("--data", type=Path, required=True)
@@ -531,7 +541,15 @@ def main() -> int:
     cart.add_argument("--url", required=True)
     cart.add_argument("--token", required=True)
     cart.add_argument("--data", type=Path, required=True)
+    for process in (server, spec, cart):
+        process.add_argument("--log", action="store_true", help="log at INFO to stderr")
     args = parser.parse_args()
+    if getattr(args, "log", False):
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s",
+            datefmt="%H:%M:%S",
+        )
     if args.mode == "server":
         asyncio.run(serve(args.host, args.data, args.setup))
     elif args.mode == "specialist":
@@ -539,7 +557,8 @@ def main() -> int:
     elif args.mode == "agent":
         asyncio.run(agent(args.url, args.token, args.data))
     else:
-        return asyncio.run(_main(getattr(args, "only", None) or list(FAULTS)))
+        names = getattr(args, "only", None) or list(FAULTS)
+        return asyncio.run(_main(names, getattr(args, "logs", None)))
     return 0
 
 

@@ -38,7 +38,7 @@ from telecart.signalling.messages import (
     SessionUpdate,
     Welcome,
 )
-from telecart.signalling.session_state import PAIRED_STATES, SessionState
+from telecart.signalling.session_state import PAIRED_STATES, EndReason, SessionState
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class CartAgent:
             config.token,
             self._on_welcome,
             self._on_message,
-            urgent=lambda: self.consultation is not None,
+            urgent=self._in_consultation,
         )
         self._still_settings = StillSettings(config.still_format, config.still_jpeg_quality)
         self._http: aiohttp.ClientSession | None = None
@@ -106,12 +106,21 @@ class CartAgent:
         # --- reliability (issue 10): the session's outbox, renegotiation ---
         self.outbox: SessionOutbox | None = None
         self.reconnector = MediaReconnector(
-            lambda: self.consultation, self._signalling.connected.is_set, self._offer_again
+            lambda: self.consultation, self._may_offer_again, self._offer_again
         )
+        self._rejoining = False
         self._ice_cache: list[dict[str, object]] = []
         # --- end reliability ---
         self.specialties: list[str] = []
         self._observers: list[MessageObserver] = []
+
+    def _in_consultation(self) -> bool:
+        """A session is paired with a specialist (media may need renegotiating)."""
+        return self.session is not None and self.session.state in PAIRED_STATES
+
+    def _may_offer_again(self) -> bool:
+        """The reconnector may offer: connected, and not while `_rejoin` looks at media."""
+        return self._signalling.connected.is_set() and not self._rejoining
 
     @property
     def signalling(self) -> SignallingLoop:
@@ -198,9 +207,24 @@ class CartAgent:
         elif welcome.session.state in PAIRED_STATES:
             if self._repeat_after_s is not None and self.consultation is None:
                 # A demo cart restarted mid-consultation: nobody is waiting for it any more.
-                await self._signalling.send(Hangup(session_id=welcome.session.session_id))
+                await self._give_up(welcome.session.session_id, "this is a demo cart")
                 return
-            await self._rejoin(welcome.session.session_id)
+            try:
+                await self._rejoin(welcome.session.session_id)
+            except (NotConnectedError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                log.exception("session %s: could not resume", welcome.session.session_id)
+                await self._give_up(welcome.session.session_id, str(exc))
+
+    async def _give_up(self, session_id: str, why: str) -> None:
+        """End a session this agent cannot resume; the specialist is told the cart
+        restarted (EndReason.CART_RESTARTED)."""
+        log.warning("session %s: ending it, the cart cannot resume it: %s", session_id, why)
+        await self._end_consultation()
+        await self._signalling.send(
+            Hangup(session_id=session_id, reason=EndReason.CART_RESTARTED.value)
+        )
 
     async def _on_message(self, message: Message) -> None:
         self._notify(message)
@@ -209,7 +233,7 @@ class CartAgent:
             case SessionUpdate(session=session):
                 await self._on_session(session)
             case Answer(session_id=sid, sdp=sdp) if consultation and consultation.session_id == sid:
-                await consultation.accept_answer(sdp)
+                await consultation.accept_answer(sdp, message.offer_id)
             case IceCandidate() if consultation and consultation.session_id == message.session_id:
                 await consultation.add_candidate(
                     message.candidate, message.sdp_mid, message.sdp_mline_index
@@ -302,18 +326,27 @@ class CartAgent:
 
     async def _rejoin(self, session_id: str) -> None:
         """Back on the server with the session open: keep media that still flows (the
-        server restarted, media is peer to peer), otherwise offer again."""
-        consultation = self.consultation
-        if consultation is not None and consultation.session_id == session_id:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(REJOIN_CHECK_S):
-                    while consultation.link_state != "connected":  # noqa: ASYNC110
-                        await asyncio.sleep(0.1)
-            if consultation.link_state == "connected" and self.consultation is consultation:
-                log.info("session %s: media still flows; keeping the connection", session_id)
-                consultation.report_media_state()
-                return
-        await self._start_consultation(session_id)
+        server restarted, media is peer to peer, or a short outage healed by itself),
+        otherwise offer again at once."""
+        self._rejoining = True
+        try:
+            consultation = self.consultation
+            if (
+                consultation is not None
+                and consultation.session_id == session_id
+                and consultation.usable
+            ):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(REJOIN_CHECK_S):
+                        while consultation.link_state != "connected":  # noqa: ASYNC110
+                            await asyncio.sleep(0.1)
+                if consultation.link_state == "connected" and self.consultation is consultation:
+                    log.info("session %s: media still flows; keeping the connection", session_id)
+                    consultation.report_media_state()
+                    return
+            await self._start_consultation(session_id)
+        finally:
+            self._rejoining = False
 
     async def _offer_again(self, session_id: str) -> None:
         if self.session is not None and self.session.session_id == session_id:

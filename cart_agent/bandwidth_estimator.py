@@ -79,6 +79,9 @@ class EstimatorConfig:
     delay_grace_s: float = 1.5  # a delay rise this soon after a decrease is the queue draining
     use_remb: bool = False  # see `update`
     recovery_share: float = 0.5  # after an outage, resume at this share of the last good
+    # After the media watchdog saw the link return: reports this soon still cover the
+    # outage (aiortc's first one after 5 s down said 97 % lost) and are not congestion.
+    outage_report_grace_s: float = 2.5
 
 
 @dataclass
@@ -105,6 +108,8 @@ class BandwidthEstimator:
     _ceiling_bps: float | None = None  # the sending rate at which congestion last began
     _congested_once: bool = False  # ends the start-up phase
     _rising_reports: int = 0
+    _heard_at: float | None = None  # the last report, or the link's return
+    _stale_until: float = -math.inf  # reports before this still cover an outage
 
     def __post_init__(self) -> None:
         if self.estimate_bps <= 0:
@@ -136,8 +141,10 @@ class BandwidthEstimator:
         self._remember(report)
         elapsed = 0.0 if self._last_update_at is None else max(0.0, now - self._last_update_at)
         self._last_update_at = now
-        self.last_report_at = now
+        self.last_report_at = self._heard_at = now
         loss = min(max(report.fraction_lost, 0.0), 1.0)
+        if now < self._stale_until:
+            return self.estimate_bps
 
         if self.in_outage:
             self.in_outage = False
@@ -205,15 +212,33 @@ class BandwidthEstimator:
 
         Returns True while the link is considered down.
         """
-        if self.last_report_at is None:
+        if self._heard_at is None:
             return False
-        if now - self.last_report_at >= self.config.silence_s and not self.in_outage:
+        if now - self._heard_at >= self.config.silence_s and not self.in_outage:
             self.in_outage = True
             self._last_good_bps = max(self._last_good_bps, self.estimate_bps)
             self._set(self.config.min_bps)
             self._last_decrease_at = now
             self.reason = "no reports from the specialist"
         return self.in_outage
+
+    def link_back(self, now: float, resume_bps: float) -> None:
+        """The media watchdog saw media from the other side again after a loss.
+
+        An outage is not congestion: resume at once at `resume_bps`, the rate from
+        before it, and ignore the reports that still cover the outage.
+        """
+        self.in_outage = False
+        self._heard_at = now
+        self._stale_until = now + self.config.outage_report_grace_s
+        self._set(resume_bps)
+        self._last_decrease_at = now
+        self.reason = "recovering after an outage"
+
+    @property
+    def last_good_bps(self) -> float:
+        """The highest recent estimate that held: where a new connection may start."""
+        return max(self._last_good_bps, self.estimate_bps)
 
     def _note_ceiling(self, bps: float) -> None:
         self._congested_once = True

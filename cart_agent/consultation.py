@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -87,8 +88,9 @@ class Consultation:
         # --- reliability (issue 10): link watchdog, offer bookkeeping ---
         self._watchdog: MediaWatchdog | None = None
         self.link_state: str = "connecting"
-        self._offered_at: float | None = None
+        self._offered_at: float | None = None  # when the offer reached the server
         self._answered = False
+        self.offer_id = secrets.randbelow(2**31)  # the answer must repeat it
         self.peer_reported_loss = False  # set by the agent from the session's state
         # --- end reliability ---
         self.remote_audio: RemoteAudioPlayer | None = None
@@ -139,11 +141,27 @@ class Consultation:
     async def start(self) -> None:
         """Create and send the offer."""
         sdp = await self.peer.create_offer()
+        await self._send(Offer(session_id=self.session_id, sdp=sdp, offer_id=self.offer_id))
         self._offered_at = time.monotonic()
-        await self._send(Offer(session_id=self.session_id, sdp=sdp))
         log.info("session %s: offer sent", self.session_id)
 
-    async def accept_answer(self, sdp: str) -> None:
+    @property
+    def offer_sent(self) -> bool:
+        return self._offered_at is not None
+
+    @property
+    def usable(self) -> bool:
+        """The offer went out and the peer connection has not failed or closed."""
+        return self.offer_sent and self.connection_state not in ("failed", "closed")
+
+    async def accept_answer(self, sdp: str, offer_id: int | None) -> None:
+        """Take the specialist's answer, unless it answers an earlier offer."""
+        if offer_id is not None and offer_id != self.offer_id:
+            log.info("session %s: ignored an answer to an earlier offer", self.session_id)
+            return
+        if self._answered:
+            log.info("session %s: ignored a second answer to the same offer", self.session_id)
+            return
         self._answered = True
         await self.peer.accept_answer(sdp)
 
@@ -170,6 +188,7 @@ class Consultation:
 
     def _link_changed(self, state: LinkState) -> None:
         self.link_state = state
+        self.rate_controller.link_changed(state)
         if state == "failed":
             if self.connection_state != "failed":
                 self._on_failed()
@@ -204,7 +223,11 @@ class Consultation:
             self.rate_controller.start()
             if self._watchdog is None:
                 self.link_state = "connected"
-                self._watchdog = MediaWatchdog(self.peer.pc, self._link_changed)
+                self._watchdog = MediaWatchdog(
+                    self.peer.pc,
+                    self._link_changed,
+                    extra_activity=lambda: self.rate_controller.feedback_packets,
+                )
                 self._watchdog.start()
 
     def _remote_track(self, role: str, track: MediaStreamTrack) -> None:

@@ -230,6 +230,13 @@ class DelayBasedEstimator:
         self._control(usage, now)
         return self.estimate_bps
 
+    def link_back(self, now: float) -> None:
+        """Media flows again after an outage: what was sent into it is not congestion."""
+        self._restart_after_gap()
+        self._sent.clear()
+        self.sent_bps = None
+        self._loss_since_s = now
+
     def _restart_after_gap(self) -> None:
         self.detector = TrendlineDetector(self.config)
         self._group = self._previous_group = None

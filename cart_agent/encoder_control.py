@@ -357,6 +357,11 @@ class AdaptiveVp8Encoder(Vp8Encoder):
                 layer.width, layer.height, layer.fps, _clamp(layer.bitrate_bps), layer.paused
             )
 
+    def request_keyframe(self) -> None:
+        """Make the next encoded frame a keyframe (within the minimum interval)."""
+        with self._lock:
+            self._keyframe_pending = True
+
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         assert isinstance(frame, av.VideoFrame)
         timestamp = convert_timebase(

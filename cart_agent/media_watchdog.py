@@ -29,7 +29,10 @@ LinkState = Literal["connected", "disconnected", "failed"]
 @dataclass(frozen=True)
 class WatchdogPolicy:
     poll_s: float = 0.25
-    silence_s: float = 2.0  # a 1.5 s round trip still delivers RTP every 20 ms
+    # A 1.5 s round trip still delivers something every 20-100 ms: the cart's stethoscope
+    # RTP at the specialist; at the cart, the specialist's transport feedback (and its
+    # voice and video when it has a camera and microphone).
+    silence_s: float = 1.0
 
 
 def activity(stats: dict[str, object]) -> tuple[object, ...]:
@@ -54,8 +57,10 @@ class MediaWatchdog:
         on_change: Callable[[LinkState], None],
         policy: WatchdogPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        extra_activity: Callable[[], object] = lambda: None,
     ) -> None:
         self._pc = pc
+        self._extra_activity = extra_activity
         self._on_change = on_change
         self._policy = policy or WatchdogPolicy()
         self._clock = clock
@@ -76,14 +81,14 @@ class MediaWatchdog:
 
     async def _run(self) -> None:
         policy = self._policy
-        last = activity(await self._pc.getStats())
+        last = (activity(await self._pc.getStats()), self._extra_activity())
         moved_at = self._clock()
         while True:
             await asyncio.sleep(policy.poll_s)
             if self._pc.connectionState in ("failed", "closed"):
                 self._set("failed")
                 return
-            now = activity(await self._pc.getStats())
+            now = (activity(await self._pc.getStats()), self._extra_activity())
             if now != last:
                 last, moved_at = now, self._clock()
                 self._set("connected")

@@ -181,6 +181,7 @@ class RateController:
         self._taps: list[TransportCcTap | RetransmissionBudget] = []
         self._other_traffic = OtherTraffic()
         self._was_in_outage = False
+        self._estimate_before_loss: float | None = None  # while the watchdog says lost
         self.selector = RungSelector(self.ladder)
         self._publish = publish
         self._on_allocation = on_allocation
@@ -307,6 +308,37 @@ class RateController:
         )
         return self.state
 
+    @property
+    def feedback_packets(self) -> int:
+        """Transport-wide feedback packets received so far (every 50–100 ms from Chrome)."""
+        return sum(t.feedback_packets for t in self._taps if isinstance(t, TransportCcTap))
+
+    def link_changed(self, state: str) -> None:
+        """The media watchdog's verdict (media_watchdog.py). While media is lost, video
+        is paused: frames sent into a dead link only leave a gap the receiver must wait
+        out or retransmit. When media comes back, both estimators resume where they were
+        instead of reading the outage as congestion (a 5 s outage had taken video off for
+        19 s), and each video track starts again with a keyframe."""
+        if state != "connected":
+            if self._estimate_before_loss is None:
+                self._estimate_before_loss = max(
+                    self.estimator.estimate_bps, self.delay_estimator.estimate_bps
+                )
+        elif self._estimate_before_loss is not None:
+            now = self._clock()
+            self.estimator.link_back(now, self._estimate_before_loss)
+            self.delay_estimator.link_back(now)
+            self.delay_estimator.estimate_bps = self.estimator.estimate_bps
+            self._estimate_before_loss = None
+            for sender in self.senders.values():
+                encoder = encoder_of(sender)
+                if isinstance(encoder, AdaptiveVp8Encoder):
+                    encoder.request_keyframe()
+        if self.allocation is not None:
+            loss = self.state.loss if self.state is not None else 0.0
+            rtt = self._last_report.rtt_s if self._last_report is not None else None
+            self._apply(self.allocation, loss, rtt)
+
     def _budget(self, now: float, outage: bool) -> tuple[float, str, float]:
         """Estimate, its reason and the loss to code for: transport-wide feedback when the
         receiver sends it (every 50–100 ms, per packet), receiver reports otherwise."""
@@ -358,9 +390,8 @@ class RateController:
             rate = allocation.bitrates_bps[role]
             if isinstance(encoder, AdaptiveVp8Encoder):
                 encoder.keyframe_min_interval_s = max(1.0, 2 * (rtt_s or 0.0))
-                encoder.set_layer(
-                    VideoLayer(level.width, level.height, level.fps, rate, not level.is_video)
-                )
+                paused = not level.is_video or self._estimate_before_loss is not None
+                encoder.set_layer(VideoLayer(level.width, level.height, level.fps, rate, paused))
             elif isinstance(encoder, AdaptiveOpusEncoder):
                 profile = PROFILES.get(role)
                 if profile is not None and encoder.profile != profile:

@@ -2,11 +2,15 @@
 
 aiortc has no ICE restart, so the cart renegotiates: a new `RTCPeerConnection` and a new
 offer on the same session, which the specialist follows. A connection that merely went
-quiet is kept for `renegotiate_after_s` (a short outage heals by itself, and faster than
-any renegotiation); after that, and whenever the connection failed or an offer stayed
-unanswered for `answer_timeout_s`, the cart offers again, with growing delays while the
-link stays down. The session's unacknowledged vitals and stills (`SessionOutbox`) outlive
-every peer connection.
+quiet is kept: an outage shorter than the consent timeout (30 s, ice_consent.py) heals by
+itself the moment the link returns, faster than any renegotiation. When the signalling
+comes back after a drop, the agent checks whether media flows again and offers at once
+if not (`CartAgent._rejoin`); when the connection failed, it offers at once too. This
+watcher covers the rest: an offer unanswered for `answer_timeout_s`, the specialist
+reporting loss, or media silent for `renegotiate_after_s` while the signalling stayed up
+(a path that lost UDP only), with growing delays while the link stays down. The
+session's unacknowledged vitals and stills (`SessionOutbox`) outlive every peer
+connection.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ReconnectPolicy:
-    renegotiate_after_s: float = 6.0
+    renegotiate_after_s: float = 20.0
     answer_timeout_s: float = 15.0
     retry_base_s: float = 3.0
     retry_cap_s: float = 20.0

@@ -20,9 +20,16 @@ MessageHandler = Callable[[Message], Awaitable[None]]
 WelcomeHandler = Callable[[Welcome], Awaitable[None]]
 
 
-CONNECT_TIMEOUT_S = 4.0  # a connection attempt into a dead link gives up this soon
+# TCP, the WebSocket upgrade and hello/welcome are three round trips: 4.5 s at the 1.5 s
+# round trip of a poor satellite link.
+CONNECT_TIMEOUT_S = 10.0
 HEARTBEAT_S = 5.0  # a half-dead socket (link down) is noticed within ~1.5 times this
 URGENT_DELAYS_S = (0.2, 1.0)  # between attempts while a consultation waits for the server
+# While urgent, a new attempt starts this often even if earlier ones still hang: a SYN
+# lost in an outage is resent by the kernel only 1, 3 and 7 s later, so an attempt begun
+# just before the link returns can take seconds; a fresh one gets through at once.
+STAGGER_S = 1.0
+MAX_ATTEMPTS = 6
 
 
 class NotConnectedError(Exception):
@@ -35,7 +42,9 @@ class SignallingLoop:
     After a drop it waits a jittered, growing delay (so a clinic's carts do not all return
     at once after a server restart) and reconnects; the delays start over once connected.
     While `urgent()` is true (a consultation is open) it retries within a second instead,
-    so media can be renegotiated soon after the link returns.
+    and starts a new attempt every `STAGGER_S` while earlier ones still hang, so the
+    signalling (and with it media, renegotiated) is back within a second or two of the
+    link.
     """
 
     def __init__(
@@ -73,20 +82,52 @@ class SignallingLoop:
             return min(delay, self._rng.uniform(*URGENT_DELAYS_S))
         return delay
 
+    async def _attempt(self) -> tuple[SignallingClient, Welcome]:
+        client = SignallingClient(
+            self._url, role="cart", token=self._token, heartbeat_s=HEARTBEAT_S
+        )
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                return client, await client.connect()
+        except BaseException:
+            await client.close()
+            raise
+
+    async def _connect(self) -> tuple[SignallingClient, Welcome]:
+        """One attempt; while urgent, staggered ones: the first welcome wins."""
+        attempts: set[asyncio.Task[tuple[SignallingClient, Welcome]]] = set()
+        try:
+            while True:
+                if len(attempts) < MAX_ATTEMPTS:
+                    attempts.add(asyncio.create_task(self._attempt(), name="signalling-connect"))
+                stagger = STAGGER_S if self._urgent() else None
+                done, attempts = await asyncio.wait(
+                    attempts, timeout=stagger, return_when=asyncio.FIRST_COMPLETED
+                )
+                winners = [t.result() for t in done if t.exception() is None]
+                for client, _ in winners[1:]:
+                    await client.close()
+                if winners:
+                    return winners[0]
+                failures = [exc for t in done if (exc := t.exception()) is not None]
+                if failures and not attempts:
+                    raise failures[-1]
+                for exc in failures:
+                    log.info("a connection attempt failed (%s); others are under way", exc)
+        finally:
+            for task in attempts:
+                task.cancel()
+            await asyncio.gather(*attempts, return_exceptions=True)
+
     async def run(self) -> None:
         """Connect and dispatch until cancelled."""
         delays = self._delays()
         while True:
-            client = SignallingClient(
-                self._url, role="cart", token=self._token, heartbeat_s=HEARTBEAT_S
-            )
             try:
-                async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                    welcome = await client.connect()
+                client, welcome = await self._connect()
             except ProtocolError as exc:
                 level = logging.ERROR if exc.code is ErrorCode.AUTH_FAILED else logging.WARNING
                 log.log(level, "the server refused the cart: %s", exc.message)
-                await client.close()
                 await asyncio.sleep(self._next_delay(delays))
                 continue
             except (OSError, aiohttp.ClientError, TimeoutError, ConnectionClosed) as exc:
@@ -98,7 +139,6 @@ class SignallingLoop:
                     exc.__class__.__name__,
                     delay,
                 )
-                await client.close()
                 await asyncio.sleep(delay)
                 continue
             delays = self._delays()

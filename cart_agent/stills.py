@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,10 +95,24 @@ def encode_still(
     )
 
 
+_SENDING: weakref.WeakKeyDictionary[RTCDataChannel, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def sending_lock(channel: RTCDataChannel) -> asyncio.Lock:
+    """Held while one still's header, chunks and end go out: the receiver puts the chunks
+    together in order, so a second still (a periodic one, stills_mode.py) must wait."""
+    return _SENDING.setdefault(channel, asyncio.Lock())
+
+
 async def send_still(channel: RTCDataChannel, still: EncodedStill) -> None:
     """Header, chunks with back-pressure, end marker, on an open reliable channel."""
     if channel.readyState != "open":
         raise StillError("the stills channel is not open: wait for the video to connect")
+    async with sending_lock(channel):
+        await _send_chunks(channel, still)
+
+
+async def _send_chunks(channel: RTCDataChannel, still: EncodedStill) -> None:
     drained = asyncio.Event()
     channel.bufferedAmountLowThreshold = LOW_WATER_BYTES
     channel.on("bufferedamountlow", drained.set)

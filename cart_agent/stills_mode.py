@@ -23,7 +23,7 @@ import numpy.typing as npt
 from aiortc import RTCDataChannel
 
 from telecart.cart_agent.lifecycle import cancel_and_wait
-from telecart.cart_agent.stills import EncodedStill, StillError, encode_still
+from telecart.cart_agent.stills import EncodedStill, StillError, encode_still, sending_lock
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +146,10 @@ class StillsMode:
     async def _send_paced(self, still: EncodedStill) -> None:
         """Chunks of one packet, spread at `PACE` × the budget: a whole picture at once
         overflowed a 128 kbit/s link's queue and cost the stethoscope packets (`edge`)."""
-        self._channel.send(json.dumps({**still.header(), "periodic": True}))
-        for offset in range(0, len(still.data), PACED_CHUNK_BYTES):
-            chunk = still.data[offset : offset + PACED_CHUNK_BYTES]
-            self._channel.send(chunk)
-            await asyncio.sleep(len(chunk) * 8 / max(PACE * self.budget_bps, 1_000))
-        self._channel.send(json.dumps({"type": "still_end", "still_id": still.still_id}))
+        async with sending_lock(self._channel):
+            self._channel.send(json.dumps({**still.header(), "periodic": True}))
+            for offset in range(0, len(still.data), PACED_CHUNK_BYTES):
+                chunk = still.data[offset : offset + PACED_CHUNK_BYTES]
+                self._channel.send(chunk)
+                await asyncio.sleep(len(chunk) * 8 / max(PACE * self.budget_bps, 1_000))
+            self._channel.send(json.dumps({"type": "still_end", "still_id": still.still_id}))

@@ -88,15 +88,17 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _request_expiry_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Ends requests that waited longer than `server.request_timeout_s` for a specialist."""
-    timeout_s = app[CONFIG].request_timeout_s
-    period_s = min(5.0, timeout_s / 4)
+    """Ends requests that waited longer than `server.request_timeout_s` for a specialist,
+    and sessions reconnecting longer than `server.reconnect_timeout_s`."""
+    config = app[CONFIG]
+    period_s = min(5.0, config.request_timeout_s / 4, config.reconnect_timeout_s / 4)
 
     async def sweep() -> None:
         while True:
             await asyncio.sleep(period_s)
             try:
-                await app[ROUTER].expire_requests(timeout_s)
+                await app[ROUTER].expire_requests(config.request_timeout_s)
+                await app[ROUTER].expire_reconnecting(config.reconnect_timeout_s)
             except Exception:
                 log.exception("expiring requests failed; will retry")
 

@@ -95,12 +95,15 @@ class ConsultationRouter:
         self._clock = clock
         self._sessions: dict[str, SessionRecord] = {}
         self._names: dict[str, tuple[str, str]] = {}
+        self._reconnecting_since: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
         """Restore open sessions after a restart."""
         for record in await self._store.open_sessions():
             self._sessions[record.id] = record
+            if record.state is SessionState.RECONNECTING:
+                self._reconnecting_since[record.id] = self._clock()
         self._update_gauges()
         log.info("restored %d open sessions", len(self._sessions))
 
@@ -128,6 +131,22 @@ class ConsultationRouter:
             for record in expired:
                 if self._sessions.get(record.id) == record:
                     await self._end(record, EndReason.TIMEOUT, SYSTEM_ACTOR)
+        return len(expired)
+
+    async def expire_reconnecting(self, max_wait_s: float) -> int:
+        """End sessions whose media has been lost for longer than `max_wait_s` (a cart that
+        never came back: power cut, broken agent); both sides are told why."""
+        now = self._clock()
+        expired = [
+            r
+            for r in self._sessions.values()
+            if r.state is SessionState.RECONNECTING
+            and now - self._reconnecting_since.get(r.id, now) > max_wait_s
+        ]
+        async with self._lock:
+            for record in expired:
+                if self._sessions.get(record.id) == record:
+                    await self._end(record, EndReason.LINK_LOST, SYSTEM_ACTOR)
         return len(expired)
 
     async def queue_snapshot(self, specialty: str) -> QueueUpdate:
@@ -171,7 +190,7 @@ class ConsultationRouter:
                     return await self._accept(party, message)
                 case Hangup():
                     record = self._own(party, message.session_id)
-                    await self._end(record, EndReason.HANGUP, party.id)
+                    await self._end(record, _hangup_reason(party, message), party.id)
                     return []
                 case MediaState():
                     return await self._media_state(party, message)
@@ -351,6 +370,10 @@ class ConsultationRouter:
         await self._store.set_session_state(record.id, target, self._clock())
         record = replace(record, state=target)
         self._sessions[record.id] = record
+        if target is SessionState.RECONNECTING:
+            self._reconnecting_since.setdefault(record.id, self._clock())
+        else:
+            self._reconnecting_since.pop(record.id, None)
         await self._store.audit(actor, "session_state", record.id, state=target.value)
         await self._notify_both(record)
         self._update_gauges()
@@ -360,6 +383,7 @@ class ConsultationRouter:
         now = self._clock()
         await self._store.set_session_state(record.id, SessionState.ENDED, now, reason.value)
         self._sessions.pop(record.id, None)
+        self._reconnecting_since.pop(record.id, None)
         ended = replace(record, state=SessionState.ENDED, ended_at=now, end_reason=reason.value)
         await self._store.audit(actor, "session_ended", record.id, reason=reason.value)
         await self._notify_both(ended)
@@ -423,3 +447,8 @@ class ConsultationRouter:
         self._metrics.sessions_live.set(
             sum(1 for r in self._sessions.values() if r.state is SessionState.LIVE)
         )
+
+
+def _hangup_reason(party: Party, message: Hangup) -> EndReason:
+    restarted = party.role == "cart" and message.reason == EndReason.CART_RESTARTED
+    return EndReason.CART_RESTARTED if restarted else EndReason.HANGUP

@@ -124,17 +124,24 @@ class Cancel(Message):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class Offer(Message):
+    """The cart's SDP offer; each renegotiation is a new offer with a new `offer_id`."""
+
     TYPE: ClassVar[str] = "offer"
     session_id: str
     sdp: str
+    offer_id: int | None = None
 
 
 @_register
 @dataclass(frozen=True, kw_only=True)
 class Answer(Message):
+    """The specialist's SDP answer; `offer_id` repeats the offer's, so a late answer to
+    an earlier offer is told apart and ignored."""
+
     TYPE: ClassVar[str] = "answer"
     session_id: str
     sdp: str
+    offer_id: int | None = None
 
 
 @_register
@@ -152,6 +159,9 @@ class IceCandidate(Message):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class Hangup(Message):
+    """End the session. A cart whose restarted agent cannot resume sends `reason`
+    "cart_restarted", which the specialist is shown; any other reason is "hangup"."""
+
     TYPE: ClassVar[str] = "hangup"
     session_id: str
     reason: str = "hangup"

@@ -22,6 +22,8 @@ class EndReason(StrEnum):
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
     CART_LOST = "cart_lost"
+    CART_RESTARTED = "cart_restarted"  # the cart's agent restarted and could not resume
+    LINK_LOST = "link_lost"  # reconnecting for longer than server.reconnect_timeout_s
     ERROR = "error"
 
 

@@ -57,6 +57,7 @@ class ServerConfig:
     ws_burst: int = 90
     max_attachment_bytes: int = 20 * 1024 * 1024
     request_timeout_s: int = 1800
+    reconnect_timeout_s: int = 900  # a session reconnecting this long ends (link_lost)
 
     @property
     def database_path(self) -> Path:
@@ -126,6 +127,7 @@ def _server_from(table: Mapping[str, Any], env: Mapping[str, str]) -> ServerConf
         login_attempts=_int(table, "login_attempts", cfg.login_attempts, "server"),
         web_session_ttl_s=_int(table, "web_session_ttl_s", cfg.web_session_ttl_s, "server"),
         request_timeout_s=_int(table, "request_timeout_s", cfg.request_timeout_s, "server"),
+        reconnect_timeout_s=_int(table, "reconnect_timeout_s", cfg.reconnect_timeout_s, "server"),
     )
     if "TELECART_HOST" in env:
         cfg = replace(cfg, host=env["TELECART_HOST"])

@@ -2,7 +2,7 @@
 // State is exposed as window.telecart for tests and debugging (no secrets: the login cookie
 // is HttpOnly and nothing but the language is kept in localStorage).
 import { TelecartSocket } from "/static/common/protocol.js";
-import { addStrings, applyTranslations, languageButtons, onLanguageChange, setLanguage, language, t } from "/static/common/i18n.js";
+import { addStrings, applyTranslations, hasKey, languageButtons, onLanguageChange, setLanguage, language, t } from "/static/common/i18n.js";
 import { $, api } from "./dom.js";
 import { STRINGS } from "./strings.js";
 import { QueueView } from "./queue.js";
@@ -82,7 +82,8 @@ function onSession(session) {
   consultation.onSession(session, { previous });
   document.querySelector('#nav [data-view="call"]').hidden = false;
   if (s === "ended") {
-    setStatus("status.ended", "ended");
+    const why = `end.${session.end_reason}`;
+    setStatus(hasKey(why) ? why : "status.ended", "ended");
     return;
   }
   if (!CALL_STATUS[s]) return;

@@ -5,8 +5,10 @@ import { onLanguageChange, t } from "/static/common/i18n.js";
 import { renderReferral } from "./journey.js";
 
 const ROLE_ORDER = ["room", "exam", "stethoscope", "voice"]; // the cart's m-line order
-const RTP_SILENCE_MS = 2000; // no inbound RTP this long: media lost (docs/reliability.md)
-const WATCHDOG_MS = 500;
+// No inbound RTP this long: media lost (docs/reliability.md). The cart's stethoscope
+// sends a packet every 20 ms on every rung, so 1 s of silence is an outage, not loss.
+const RTP_SILENCE_MS = 1000;
+const WATCHDOG_MS = 250;
 // Session states in which this page should have media with the cart.
 export const MEDIA_STATES = ["accepted", "connecting", "live", "reconnecting"];
 
@@ -177,11 +179,13 @@ export class ConsultationView {
       if (audio && transceivers[3]) { transceivers[3].direction = "sendrecv"; await transceivers[3].sender.replaceTrack(audio); }
     }
     await pc.setLocalDescription(await pc.createAnswer());
-    this.socket.send("answer", { session_id: offer.session_id, sdp: pc.localDescription.sdp });
+    const answer = { session_id: offer.session_id, sdp: pc.localDescription.sdp };
+    if (offer.offer_id !== undefined && offer.offer_id !== null) answer.offer_id = offer.offer_id;
+    this.socket.send("answer", answer);
   }
 
   /** Tell the server how our media is: "disconnected" when ICE is disconnected/failed or
-   * inbound RTP stopped for 2 s, "connected" when it is back; each change once. */
+   * inbound RTP stopped for 1 s, "connected" when it is back; each change once. */
   reportMedia(pc, sessionId) {
     if (this.T.pc !== pc) return;
     const lost = ["disconnected", "failed"];

@@ -105,8 +105,8 @@ class PythonSpecialist:
             case SessionUpdate(session=session):
                 self.session = session
                 self.updates.put_nowait(session)
-            case Offer(session_id=sid, sdp=sdp):
-                await self._answer(sid, sdp)
+            case Offer(session_id=sid, sdp=sdp, offer_id=offer_id):
+                await self._answer(sid, sdp, offer_id)
 
     async def wait_queue(self, timeout_s: float = 15.0) -> str:
         async with asyncio.timeout(timeout_s):
@@ -127,7 +127,7 @@ class PythonSpecialist:
                 await self.updates.get()
         return self.session
 
-    async def _answer(self, session_id: str, sdp: str) -> None:
+    async def _answer(self, session_id: str, sdp: str, offer_id: int | None = None) -> None:
         assert self.client is not None
         if self.pc is not None:
             await self.pc.close()
@@ -147,7 +147,8 @@ class PythonSpecialist:
             transceiver.direction = "sendrecv"
             transceiver.sender.replaceTrack(track)
         await pc.setLocalDescription(await pc.createAnswer())
-        await self.client.send(Answer(session_id=session_id, sdp=pc.localDescription.sdp))
+        answer = Answer(session_id=session_id, sdp=pc.localDescription.sdp, offer_id=offer_id)
+        await self.client.send(answer)
 
     def _on_track(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
         index = next(i for i, t in enumerate(pc.getTransceivers()) if t.receiver.track is track)

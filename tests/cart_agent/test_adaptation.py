@@ -6,9 +6,10 @@ import asyncio
 
 import aiohttp
 
+from telecart.cart_agent.consultation import Consultation
 from telecart.cart_agent.encoder_control import AdaptiveVp8Encoder, encoder_of
 from telecart.cart_agent.opus_settings import AdaptiveOpusEncoder
-from telecart.cart_agent.quality_ladder import VideoMode
+from telecart.cart_agent.quality_ladder import Rung, VideoMode
 from tests.cart_agent.conftest import Consult, eventually
 
 QUALITY_FIELDS = {"estimate_kbps", "loss", "rtt_ms", "rung", "score", "message", "fps"}
@@ -52,13 +53,20 @@ async def test_senders_run_the_adaptive_encoders_with_the_stethoscope_profile(
     assert voice.profile.application == "voip"
 
 
-async def test_stills_rung_sends_periodic_exam_pictures(live: Consult) -> None:
+async def _on_the_stills_rung(live: Consult) -> tuple[Consultation, Rung]:
+    """The rate controller stopped (the test picks the rungs); exam on periodic stills."""
     consultation = live.agent.consultation
     assert consultation is not None
-    await consultation.rate_controller.stop()  # the test picks the rungs
+    await consultation.rate_controller.stop()
     ladder = consultation.rate_controller.ladder
     stills_rung = next(r for r in ladder.rungs if r.levels["exam"].mode is VideoMode.STILLS)
     consultation._allocation(ladder.allocate(stills_rung, stills_rung.cost_bps))
+    return consultation, stills_rung
+
+
+async def test_stills_rung_sends_periodic_exam_pictures(live: Consult) -> None:
+    consultation, stills_rung = await _on_the_stills_rung(live)
+    ladder = consultation.rate_controller.ladder
     stills = consultation.stills_mode
     assert stills.active and stills.budget_bps == stills_rung.levels["exam"].bitrate_bps
     stills.interval_s = 0.5  # faster, with the byte budget of a 3 s interval
@@ -86,3 +94,31 @@ async def test_stethoscope_mode_sets_the_band_filter(live: Consult) -> None:
     assert band_filter is not None and band_filter.mode == "heart"
     states = [e for e in events if e.get("type") == "state"]
     assert states[-1]["stethoscope_mode"] == "heart"
+
+
+async def test_a_clinical_still_never_interleaves_with_a_periodic_one(live: Consult) -> None:
+    consultation, _ = await _on_the_stills_rung(live)
+    stills = consultation.stills_mode
+    stills.interval_s = 0.5  # periodic pictures, each paced over a second or more
+    stills.set_budget(stills.budget_bps * 2)
+    specialist = live.specialist
+    received = specialist.received
+
+    def periodic_on_its_way() -> bool:
+        return specialist._partial is not None and bool(specialist._partial.header.get("periodic"))
+
+    await eventually(periodic_on_its_way, what="a periodic still on its way")
+    taken = [await consultation.take_still("exam") for _ in range(2)]
+    await eventually(
+        lambda: {t.still_id for t in taken} <= {s.header["still_id"] for s in received.stills},
+        what="the clinical stills",
+    )
+    periodic = sum(s.header.get("periodic", False) for s in received.stills)
+    await eventually(  # a chunk out of place would have broken the specialist's channel
+        lambda: sum(s.header.get("periodic", False) for s in received.stills) > periodic,
+        what="a periodic still after the clinical ones",
+    )
+    for still in received.stills:  # each put together from its own chunks only
+        assert len(still.data) == still.header["size"]
+    got = {s.header["still_id"]: s.sha256 for s in received.stills}
+    assert all(got[t.still_id] == t.sha256 for t in taken)

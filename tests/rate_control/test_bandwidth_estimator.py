@@ -130,3 +130,25 @@ def test_implausible_round_trips_do_not_read_as_a_rising_delay() -> None:
         estimator.update(LinkReport(at=float(t), fraction_lost=0.0, rtt_s=rtt, sent_bps=400_000))
     assert estimator.estimate_bps > 400_000
     assert "delay" not in estimator.reason
+
+
+def test_an_outage_seen_by_the_media_watchdog_is_not_congestion() -> None:
+    estimator = BandwidthEstimator(estimate_bps=900_000)
+    estimator.update(LinkReport(at=10.0, fraction_lost=0.0, sent_bps=900_000))
+    estimator.link_back(15.0, resume_bps=900_000)
+    # The first report after the link returns still covers the outage.
+    estimator.update(LinkReport(at=15.5, fraction_lost=0.97, sent_bps=900_000))
+    assert estimator.estimate_bps == 900_000
+    assert not estimator.check_silence(20.0)  # the silence clock restarted at the return
+    # Once the grace is over, loss is congestion again.
+    estimator.update(LinkReport(at=19.0, fraction_lost=0.4, sent_bps=900_000))
+    assert estimator.estimate_bps < 600_000
+
+
+def test_a_long_outage_resumes_at_the_rate_from_before_it() -> None:
+    estimator = BandwidthEstimator(estimate_bps=900_000)
+    estimator.update(LinkReport(at=10.0, fraction_lost=0.0, sent_bps=900_000))
+    assert estimator.check_silence(20.0)
+    assert estimator.estimate_bps == estimator.config.min_bps
+    estimator.link_back(70.0, resume_bps=900_000)
+    assert not estimator.in_outage and estimator.estimate_bps == 900_000

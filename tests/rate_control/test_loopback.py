@@ -141,3 +141,32 @@ async def test_rate_controller_reads_reports_and_sets_the_encoders(
     assert controller.allocation is not None
     assert exam.layer.bitrate_bps == controller.allocation.bitrates_bps["exam"]
     assert received
+
+
+async def test_lost_media_pauses_video_and_its_return_starts_with_a_keyframe(
+    call: tuple[RTCRtpSender, RTCRtpSender, list[int]],
+) -> None:
+    video, audio, received = call
+
+    async def publish(state: QualityState) -> None:
+        pass
+
+    controller = RateController({"exam": video, "stethoscope": audio}, publish, interval_s=0.25)
+    controller.start()
+    exam = encoder_of(video)
+    assert isinstance(exam, AdaptiveVp8Encoder)
+    try:
+        await asyncio.sleep(1.0)
+        estimate = controller.estimator.estimate_bps
+        controller.link_changed("disconnected")  # the media watchdog's verdict
+        await asyncio.sleep(0.5)
+        frames, keyframes = len(received), exam.counters.keyframes
+        await asyncio.sleep(1.0)
+        assert len(received) == frames  # nothing encoded into a dead link
+        controller.link_changed("connected")
+        await asyncio.sleep(1.0)
+        assert exam.counters.keyframes > keyframes
+        assert len(received) > frames
+        assert controller.estimator.estimate_bps >= estimate * 0.9
+    finally:
+        await controller.stop()

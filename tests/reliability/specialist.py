@@ -58,12 +58,12 @@ class ReliableSpecialist(PythonSpecialist):
                 self.updates.put_nowait(welcome.session)
             return
 
-    async def _answer(self, session_id: str, sdp: str) -> None:
+    async def _answer(self, session_id: str, sdp: str, offer_id: int | None = None) -> None:
         self.offers += 1
         if self._watchdog is not None:
             await self._watchdog.close()
             self._watchdog = None
-        await super()._answer(session_id, sdp)
+        await super()._answer(session_id, sdp, offer_id)
         pc = self.pc
         assert pc is not None
 

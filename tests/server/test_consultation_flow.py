@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+from telecart.signalling.client import SignallingClient
 from telecart.signalling.errors import ErrorCode
 from telecart.signalling.messages import (
     Accept,
@@ -245,3 +246,47 @@ async def test_request_nobody_accepts_ends_with_timeout(tmp_path: Path) -> None:
                 break
         entries = await srv.store.audit_entries()
         assert any(e.actor == "system" and e.action == "session_ended" for e in entries)
+
+
+async def _accepted(srv: RunningServer, spec: SignallingClient) -> tuple[SignallingClient, str]:
+    cart, sid = await _queued(srv, "cart-1")
+    await spec.send(Accept(session_id=sid))
+    accepted = await next_of(cart, SessionUpdate)
+    assert isinstance(accepted, SessionUpdate)
+    assert accepted.session.state is SessionState.ACCEPTED
+    return cart, sid
+
+
+async def test_a_session_reconnecting_too_long_ends_with_link_lost(tmp_path: Path) -> None:
+    config = dataclasses.replace(server_config(tmp_path), reconnect_timeout_s=1)
+    async with running_server(config) as srv:
+        spec = await srv.specialist("a", "cardiology")
+        cart, sid = await _accepted(srv, spec)
+        await spec.send(MediaState(session_id=sid, state="disconnected"))
+        ended = await next_of(cart, SessionUpdate)
+        assert isinstance(ended, SessionUpdate)
+        assert ended.session.state is SessionState.RECONNECTING
+        ended = await next_of(cart, SessionUpdate, timeout_s=20)
+        assert isinstance(ended, SessionUpdate)
+        assert ended.session.state is SessionState.ENDED
+        assert ended.session.end_reason == "link_lost"
+
+
+async def test_a_cart_may_end_its_session_as_restarted_a_specialist_may_not(
+    server: RunningServer,
+) -> None:
+    spec = await server.specialist("a", "cardiology")
+    cart, sid = await _accepted(server, spec)
+    await spec.send(Hangup(session_id=sid, reason="cart_restarted"))
+    ended = await next_of(cart, SessionUpdate)
+    assert isinstance(ended, SessionUpdate) and ended.session.end_reason == "hangup"
+    cart2, sid2 = await _queued(server, "cart-2")
+    await spec.send(Accept(session_id=sid2))
+    await next_of(cart2, SessionUpdate)
+    await cart2.send(Hangup(session_id=sid2, reason="cart_restarted"))
+    while True:
+        ended = await next_of(spec, SessionUpdate)
+        assert isinstance(ended, SessionUpdate)
+        if ended.session.session_id == sid2 and ended.session.state is SessionState.ENDED:
+            break
+    assert ended.session.end_reason == "cart_restarted"
