@@ -295,7 +295,14 @@ class FaultRig:
 
     async def start_agent(self) -> Proc:
         url = f"ws://{self.lab.clinic_ip}:{PORT}/ws"
-        argv = ["agent", "--url", url, "--token", self.token, "--data", str(self.workdir / "cart")]
+        argv = [
+            "agent",
+            "--url",
+            url,
+            f"--token={self.token}",
+            "--data",
+            str(self.workdir / "cart"),
+        ]
         proc = await self._spawn("agent", self.lab.cart_ns, argv)
         self.agents.append(proc)
         return proc

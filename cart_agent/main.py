@@ -6,6 +6,8 @@ import asyncio
 import logging
 import sys
 
+import aiohttp
+
 from telecart.cart_agent.agent import CartAgent
 from telecart.cart_agent.cart_devices import MissingDeviceError
 from telecart.cart_agent.nurse_screen import NurseScreen
@@ -14,10 +16,15 @@ from telecart.config import AgentConfig
 from telecart.devices.config import DevicesConfig
 from telecart.devices.errors import DeviceConfigError
 from telecart.service_notify import ServiceNotifier
+from telecart.signalling.client import ConnectionClosed, SignallingClient
+from telecart.signalling.errors import ProtocolError
+from telecart.signalling.messages import Hangup
+from telecart.signalling.session_state import PAIRED_STATES, EndReason
 
 log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 2
+GOODBYE_TIMEOUT_S = 10.0
 
 
 def run_agent(agent_config: AgentConfig, simulated: bool, screen: bool = True) -> int:
@@ -32,7 +39,33 @@ def run_agent(agent_config: AgentConfig, simulated: bool, screen: bool = True) -
         return asyncio.run(_serve(agent_config, devices, screen))
     except (DeviceConfigError, MissingDeviceError, ValueError) as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
+        if agent_config.token:
+            asyncio.run(end_open_session(agent_config))
         return EXIT_CONFIG
+
+
+async def end_open_session(config: AgentConfig) -> None:
+    """The agent cannot run: end a consultation its previous run left open, so the
+    specialist is told the cart restarted instead of waiting on "reconnecting"."""
+    assert config.token is not None
+    client = SignallingClient(config.server_url, role="cart", token=config.token)
+    try:
+        async with asyncio.timeout(GOODBYE_TIMEOUT_S):
+            welcome = await client.connect()
+            session = welcome.session
+            if session is not None and session.state in PAIRED_STATES:
+                reason = EndReason.CART_RESTARTED.value
+                await client.send(Hangup(session_id=session.session_id, reason=reason))
+                await client.receive()  # the session's end: the server has it
+                print(
+                    f"Ended the open consultation {session.session_id}: the specialist is "
+                    "told the cart restarted and could not resume.",
+                    file=sys.stderr,
+                )
+    except (OSError, aiohttp.ClientError, TimeoutError, ConnectionClosed, ProtocolError) as exc:
+        log.warning("could not tell the server this cart is out of service: %s", exc)
+    finally:
+        await client.close()
 
 
 async def _serve(agent_config: AgentConfig, devices: DevicesConfig, screen: bool) -> int:

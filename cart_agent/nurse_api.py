@@ -205,6 +205,10 @@ class NurseApi:
             if quality is None
             else {"score": quality.score, "rtt_ms": quality.rtt_ms, "loss": quality.loss},
             "remote_video": remote is not None and remote.latest is not None,
+            # Seconds the specialist's screen has left the call unanswered (0: answered),
+            # and when that is worth telling the nurse (the cart then offers again).
+            "unanswered_s": round(consultation.unanswered_for()) if consultation else 0,
+            "no_answer_after_s": agent.reconnector.policy.answer_timeout_s,
             "devices": [
                 {"device": s.device, "kind": s.kind, "state": s.state, "message": s.message}
                 for s in sorted(agent.devices.board.latest().values(), key=lambda s: s.device)

@@ -24,6 +24,7 @@
     for (const [name, value] of Object.entries(vars || {})) text = text.replaceAll(`{${name}}`, value);
     return text;
   }
+  const hasKey = (key) => Boolean((S[nurse.lang] && S[nurse.lang][key]) || S.en[key]);
   const specialtyName = (code) => (S.specialties[nurse.lang] || {})[code] || code;
   const deviceName = (device) => {
     const key = `device.${device}`;
@@ -108,8 +109,8 @@
     banner.className = `banner phase-${phase}`;
     banner.dataset.phase = phase;
     $("#state-title").textContent = t(`phase.${phase}`);
-    $("#state-text").textContent = t(`phase.${phase}_text`, {
-      time: formatWait(session ? session.waiting_s : 0), name,
+    $("#state-text").textContent = t(stateTextKey(state), {
+      time: formatWait(session ? session.waiting_s : 0), name, s: state.unanswered_s,
     });
     $("#cancel-button").hidden = !(phase === "waiting" || (phase === "offline" && session && ["requested", "queued"].includes(session.state)));
     $("#hangup-button").hidden = !["accepted", "connecting", "live", "poor", "reconnecting"].includes(phase);
@@ -122,6 +123,17 @@
       nurse.journey.linkReferral = null;
       call("PUT", `/api/journey/sessions/${session.session_id}/referral`, {referral_id: referralId}).catch(() => {});
     }
+  }
+
+  /** The banner's explanation: why it ended, or that the specialist's screen is silent. */
+  function stateTextKey(state) {
+    const phase = state.phase;
+    const reason = state.session && state.session.end_reason;
+    if (phase === "ended" && reason && hasKey(`phase.ended_${reason}`)) return `phase.ended_${reason}`;
+    if (["accepted", "connecting", "reconnecting"].includes(phase) && state.unanswered_s >= state.no_answer_after_s) {
+      return "phase.no_answer_text";
+    }
+    return `phase.${phase}_text`;
   }
 
   function showScreen(which) {

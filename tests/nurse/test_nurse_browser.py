@@ -10,7 +10,9 @@ from typing import Any, cast
 
 import pytest
 
+from telecart.cart_agent.reconnect import ReconnectPolicy
 from telecart.devices.camera_sim import SimulatedCamera
+from telecart.server.app_keys import ROUTER
 from tests.cart_agent.conftest import eventually
 from tests.e2e.conftest import ARTIFACTS
 from tests.journey.conftest import UTC5, make_iin
@@ -185,3 +187,41 @@ async def test_nurse_records_a_referral_books_and_starts_at_the_booked_time(
     assert session is not None and session.specialist_name == "Dr drheart"
     await page.click("#hangup-button")
     await _phase(page, "ended", 15_000)
+
+
+async def test_nurse_is_told_when_nobody_answers_and_why_a_request_ended(
+    browser: Any, cart_screen: CartScreen
+) -> None:
+    agent, specialist = cart_screen.agent, cart_screen.specialist
+    agent.reconnector.policy = ReconnectPolicy(answer_timeout_s=2.0, retry_base_s=30.0)
+
+    async def never_answer(session_id: str, sdp: str, offer_id: int | None = None) -> None:
+        return None  # a specialist's screen that hangs on the offer
+
+    specialist._answer = never_answer  # type: ignore[method-assign]
+    page = await browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    await page.goto(cart_screen.url)
+    await page.click("button[data-lang=en]")
+    await page.check("#specialties input[value=cardiology]")
+    await page.click("#request-button")
+    await _phase(page, "waiting")
+    await specialist.accept(await specialist.wait_queue())
+    await page.wait_for_function(
+        "document.querySelector('#state-text').textContent.includes('has not answered')",
+        timeout=20_000,
+    )
+    await _shot(page, "no-answer")
+    await page.click("#hangup-button")
+    await _phase(page, "ended")
+
+    # A request nobody accepts ends with a reason the nurse can act on.
+    await page.click("#new-button")
+    await page.check("#specialties input[value=cardiology]")
+    await page.click("#request-button")
+    await _phase(page, "waiting")
+    await eventually(lambda: agent.session is not None and agent.session.state.value == "queued")
+    assert await cart_screen.server.app[ROUTER].expire_requests(0) == 1  # the server's sweep
+    await _phase(page, "ended")
+    text = await page.text_content("#state-text") or ""
+    assert "No specialist accepted the request in time" in text
+    assert await axe_serious(page) == []

@@ -3,9 +3,11 @@ ends it with a reason the specialist is shown."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from telecart.cart_agent.agent import CartAgent
+from telecart.cart_agent.main import EXIT_CONFIG, run_agent
 from telecart.config import AgentConfig
 from tests.cart_agent.conftest import Consult, eventually, live, server, small_cart
 
@@ -58,3 +60,21 @@ async def test_an_agent_that_cannot_resume_ends_the_session_with_a_reason(
         assert agent.consultation is None
     finally:
         await agent.close()
+
+
+async def test_an_agent_whose_devices_are_misconfigured_ends_its_open_session(
+    live: Consult, tmp_path: Path
+) -> None:
+    specialist = live.specialist
+    old = live.agent
+    await old.close()  # the cart reboots ...
+    config = AgentConfig(  # ... with a device configuration it cannot use
+        server_url=live.server.ws_url,
+        token=old._token,
+        data_dir=tmp_path / "agent",
+        devices={"camera": [{"role": "exam", "source": "/dev/video9", "fps": "fast"}]},
+    )
+    code = await asyncio.to_thread(run_agent, config, False, False)
+    assert code == EXIT_CONFIG
+    ended = await specialist.wait_state("ended", timeout_s=30)
+    assert ended.end_reason == "cart_restarted"
