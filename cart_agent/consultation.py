@@ -34,8 +34,9 @@ from telecart.cart_agent.quality_score import QualityState
 from telecart.cart_agent.rate_controller import RateController
 from telecart.cart_agent.reconnect import SessionOutbox
 from telecart.cart_agent.stethoscope_filter import BANDS, StethoscopeFilter
-from telecart.cart_agent.stills import EncodedStill, StillsSender, encode_still
+from telecart.cart_agent.stills import EncodedStill, encode_still
 from telecart.cart_agent.stills_mode import StillsMode
+from telecart.cart_agent.stills_outbox import StillsSender
 from telecart.cart_agent.tracks import (
     CameraTrack,
     DeviceAudioTrack,

@@ -25,7 +25,8 @@ from typing import Protocol
 
 from telecart.cart_agent.lifecycle import cancel_and_wait
 from telecart.cart_agent.outage_buffer import BufferLimits, OutageBuffer
-from telecart.cart_agent.stills import StillsOutbox, StillUploader
+from telecart.cart_agent.stills_outbox import StillsOutbox, StillUploader
+from telecart.cart_agent.stills_spool import StillsSpool
 from telecart.cart_agent.vitals_channel import VitalsFeed, VitalsLog
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,11 @@ class SessionOutbox:
         self.session_id = session_id
         folder = data_dir / "sessions" / session_id
         self.vitals = VitalsLog(feed, OutageBuffer(folder / "vitals", limits))
-        self.stills = StillsOutbox(upload)
+        self.stills = StillsOutbox(upload, StillsSpool(folder / "stills"))
 
     async def start(self) -> None:
         await self.vitals.start()
+        await self.stills.restore()
 
     async def close(self) -> None:
         await self.vitals.close()

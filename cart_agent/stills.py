@@ -9,8 +9,8 @@ to the server, which keeps it as an attachment of the session; when stored, the 
 sends ``{type: "still_stored", still_id, url, server_still_id}``.
 
 The receiver answers each complete still with ``{type: "still_ack", still_id}``; until then
-the still waits in the session's `StillsOutbox` and is sent again on the next channel
-(after an outage), so the receiver drops a `still_id` it already holds.
+the still waits in the session's `StillsOutbox` (stills_outbox.py) and is sent again on
+the next channel (after an outage), so the receiver drops a `still_id` it already holds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import json
 import logging
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +30,9 @@ import numpy as np
 import numpy.typing as npt
 from aiortc import RTCDataChannel
 
-from telecart.cart_agent.lifecycle import cancel_and_wait
-from telecart.signalling.backoff import backoff_delays
-
 log = logging.getLogger(__name__)
 
 STILLS_LABEL = "stills"
-MAX_PENDING_STILLS = 100
 CHUNK_BYTES = 16 * 1024
 HIGH_WATER_BYTES = 1024 * 1024
 LOW_WATER_BYTES = 256 * 1024
@@ -164,76 +159,8 @@ def parse_still_ack(raw: str | bytes) -> str | None:
     return still_id if isinstance(still_id, str) else None
 
 
-StillUploader = Callable[[EncodedStill], Awaitable[dict[str, Any]]]
-
-
-class StillsOutbox:
-    """One session's stills until the specialist has acknowledged each and the server
-    has stored it; survives peer connections, so a still taken during an outage goes
-    out when the link returns.
-
-    The upload is retried with the same bytes (the server keeps one copy per content
-    hash, so a retry after a lost answer is not stored twice). At most `max_pending`
-    stills wait for the specialist; past that the oldest is dropped and counted.
-    """
-
-    def __init__(self, upload: StillUploader, max_pending: int = MAX_PENDING_STILLS) -> None:
-        self._upload = upload
-        self._max_pending = max_pending
-        self.pending: dict[str, EncodedStill] = {}
-        self.stored: dict[str, dict[str, Any]] = {}
-        self.acked: set[str] = set()
-        self.dropped = 0
-        self._added = asyncio.Condition()
-        self._stored_listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        self._uploads: set[asyncio.Task[None]] = set()
-
-    async def add(self, still: EncodedStill) -> None:
-        """Queue for the specialist and store on the server (in the background)."""
-        self.pending[still.still_id] = still
-        while len(self.pending) > self._max_pending:
-            oldest = next(iter(self.pending))
-            del self.pending[oldest]
-            self.dropped += 1
-            log.warning("too many stills waiting for the link: dropped %s", oldest)
-        task = asyncio.create_task(self._store(still), name=f"still-upload-{still.still_id}")
-        self._uploads.add(task)
-        task.add_done_callback(self._uploads.discard)
-        async with self._added:
-            self._added.notify_all()
-
-    def ack(self, still_id: str) -> None:
-        if self.pending.pop(still_id, None) is not None:
-            self.acked.add(still_id)
-
-    async def wait_new(self, seen: set[str]) -> None:
-        """Until a still not in `seen` is pending."""
-        async with self._added:
-            await self._added.wait_for(lambda: any(s not in seen for s in self.pending))
-
-    def on_stored(self, listener: Callable[[str, dict[str, Any]], None]) -> Callable[[], None]:
-        self._stored_listeners.append(listener)
-        return lambda: self._stored_listeners.remove(listener)
-
-    async def _store(self, still: EncodedStill) -> None:
-        for delay in backoff_delays(base_s=1.0, cap_s=30.0):
-            try:
-                record = await self._upload(still)
-            except (StillError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.info("still %s not stored yet (%s); retrying in %.0f s",
-                         still.still_id, exc, delay)  # fmt: skip
-                await asyncio.sleep(delay)
-                continue
-            self.stored[still.still_id] = record
-            for listener in list(self._stored_listeners):
-                listener(still.still_id, record)
-            return
-
-    async def close(self) -> None:
-        await cancel_and_wait(list(self._uploads))
-
-
 def stored_message(still_id: str, record: dict[str, Any]) -> str:
+    """Tells the receiver where the server keeps the still."""
     return json.dumps(
         {
             "type": "still_stored",
@@ -242,54 +169,3 @@ def stored_message(still_id: str, record: dict[str, Any]) -> str:
             "url": record["url"],
         }
     )
-
-
-class StillsSender:
-    """Sends a session's unacknowledged stills on one `stills` channel once it is open,
-    oldest first, then each new one; announces stored stills on it."""
-
-    def __init__(self, channel: RTCDataChannel, outbox: StillsOutbox) -> None:
-        self._channel = channel
-        self._outbox = outbox
-        self.sent: list[EncodedStill] = []
-        channel.on("message", self._on_message)
-        self._forget = outbox.on_stored(self._announce)
-        self._task = asyncio.create_task(self._run(), name="stills-sender")
-
-    def _on_message(self, raw: str | bytes) -> None:
-        still_id = parse_still_ack(raw)
-        if still_id is not None:
-            self._outbox.ack(still_id)
-
-    def _announce(self, still_id: str, record: dict[str, Any]) -> None:
-        if self._channel.readyState == "open":
-            self._channel.send(stored_message(still_id, record))
-
-    async def _run(self) -> None:
-        opened = asyncio.Event()
-        self._channel.on("open", opened.set)
-        if self._channel.readyState != "open":
-            await opened.wait()
-        for still_id, record in list(self._outbox.stored.items()):
-            self._announce(still_id, record)
-        done: set[str] = set()
-        while self._channel.readyState == "open":
-            waiting = [s for s in self._outbox.pending.values() if s.still_id not in done]
-            if not waiting:
-                await self._outbox.wait_new(done)
-                continue
-            for still in waiting:
-                try:
-                    await send_still(self._channel, still)
-                except StillError as exc:
-                    log.info("still %s will be sent again: %s", still.still_id, exc)
-                    return
-                done.add(still.still_id)
-                self.sent.append(still)
-                if still.still_id in self._outbox.stored:
-                    self._announce(still.still_id, self._outbox.stored[still.still_id])
-
-    async def close(self) -> None:
-        self._forget()
-        self._channel.remove_listener("message", self._on_message)
-        await cancel_and_wait([self._task])

@@ -78,3 +78,25 @@ async def test_an_agent_whose_devices_are_misconfigured_ends_its_open_session(
     assert code == EXIT_CONFIG
     ended = await specialist.wait_state("ended", timeout_s=30)
     assert ended.end_reason == "cart_restarted"
+
+
+async def test_a_still_taken_before_the_agent_died_reaches_the_specialist(
+    live: Consult, tmp_path: Path
+) -> None:
+    specialist = live.specialist
+    first = live.agent.consultation
+    assert first is not None and specialist.pc is not None
+    await specialist.pc.close()  # nothing reaches the specialist now
+    await eventually(lambda: first.link_state != "connected", what="loss detected")
+    still = await first.take_still("exam")
+    agent = await _restart(live, tmp_path / "agent")  # same data folder: the spool
+    try:
+        await eventually(
+            lambda: any(s.header["still_id"] == still.still_id for s in specialist.received.stills),
+            timeout_s=30,
+            what="the still from before the restart",
+        )
+        got = next(s for s in specialist.received.stills if s.header["still_id"] == still.still_id)
+        assert got.sha256 == still.sha256
+    finally:
+        await agent.close()
