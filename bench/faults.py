@@ -1,7 +1,8 @@
 """Fault injection for issue 10: outages, flapping, server and agent killed mid-consultation.
 
-`sudo .venv/bin/python -m bench.faults [--only outage-5 ...]` runs each fault in a fresh
-link lab (bench/netlab, profile `good`): the server and an aiortc specialist in the clinic
+`python -m bench.faults run [--only outage-5 ...] [--logs DIR]` (as root) runs each fault
+in a fresh link lab (bench/netlab, profile `good`; `long-rtt` on `satellite` with 750 ms
+each way): the server and an aiortc specialist in the clinic
 namespace, the cart agent (simulated devices) in the cart namespace, each a process of
 its own. It prints a table and one JSON line per fault: time to detect (the specialist's
 watchdog reports the loss), time to media back (first new video frame at the specialist
@@ -103,7 +104,12 @@ class _Server:
 
 
 async def specialist(host: str) -> None:
+    from telecart.cart_agent.ice_consent import install_consent_fix
     from tests.reliability.specialist import ReliableSpecialist
+
+    # The real specialist is Chrome, whose consent check holds at a 1.5 s round trip;
+    # this aiortc stand-in needs the cart's fix too, or it drops the call after 30 s.
+    install_consent_fix()
 
     peer = ReliableSpecialist(_Server(host), USERNAME)  # type: ignore[arg-type]
     await peer.connect()
@@ -134,6 +140,7 @@ async def specialist(host: str) -> None:
                     offers=peer.offers,
                     stills={s.header["still_id"]: s.sha256 for s in peer.received.stills},
                     state=peer.session.state.value if peer.session else None,
+                    video_at=moved_at,
                 )
     finally:
         await peer.close()
@@ -180,6 +187,8 @@ async def agent(url: str, token: str, data_dir: Path) -> None:
                 task = asyncio.create_task(still())
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+            elif line == "quiesce":  # no new readings: what was taken can all be acked
+                await cart._feed.close()
     finally:
         for task in tasks:
             task.cancel()
@@ -348,11 +357,21 @@ class FaultRig:
                 return float(line["t"]) - t1
         return None
 
+    def video_moving_within(self, seconds: float) -> bool:
+        """The specialist decoded a video frame in the last `seconds`."""
+        line = self.spec_last("stats")
+        return line is not None and time.monotonic() - float(line["video_at"]) < seconds
+
+    def spec_last(self, ev: str) -> dict[str, Any] | None:
+        assert self.specialist is not None
+        return self.specialist.last(ev)
+
     async def take_still(self) -> None:
         self.agents[-1].send("still")
 
     async def settle(self) -> tuple[int, int, int, bool, int]:
         """Wait for every vital and still to be acknowledged; the delivery figures."""
+        self.agents[-1].send("quiesce")
         await _until(
             lambda: (
                 self.agent_stat("acked") == self.agent_stat("last_seq")
@@ -483,7 +502,35 @@ async def fault_agent_kill(rig: FaultRig) -> FaultResult:
     )  # fmt: skip
 
 
+async def fault_long_rtt(rig: FaultRig, seconds: float = 90.0) -> FaultResult:
+    """Not a fault: a 1.5 s round trip (750 ms each way, on the satellite profile) for
+    longer than aioice's own 30 s consent limit. The call must hold, unalarmed."""
+    assert rig.specialist is not None
+    for direction in ("up", "down"):
+        await rig.lab.set(direction, delay_ms=750)
+    t0 = time.monotonic()
+    renegotiations = rig.agent_stat("renegotiations")
+    await asyncio.sleep(seconds / 2)
+    await rig.take_still()
+    await asyncio.sleep(seconds / 2)
+    alarms = [
+        line
+        for line in rig.specialist.lines
+        if line.get("ev") == "link" and line["state"] != "connected" and line["t"] >= t0 + 5
+    ]
+    moving = rig.video_moving_within(5.0)
+    sent, got, dups, intact, taken = await rig.settle()
+    held = not alarms and moving and rig.agent_stat("renegotiations") == renegotiations
+    return FaultResult(
+        "1.5 s round trip, 90 s", None, None, None, sent, got, dups, taken, intact,
+        note=f"call held: {'yes' if held else 'NO'}; {len(alarms)} loss alarms after the "
+        f"first 5 s, {rig.agent_stat('renegotiations') - renegotiations} renegotiations, "
+        f"video {'still' if moving else 'not'} decoding at the end",
+    )  # fmt: skip
+
+
 FAULTS: dict[str, Callable[[FaultRig], Awaitable[FaultResult]]] = {
+    "long-rtt": fault_long_rtt,
     "outage-5": lambda rig: fault_outage(rig, 5),
     "outage-60": lambda rig: fault_outage(rig, 60),
     "server-kill": fault_server_kill,
@@ -495,8 +542,9 @@ FAULTS: dict[str, Callable[[FaultRig], Awaitable[FaultResult]]] = {
 async def run_fault(name: str, logs: Path | None = None) -> FaultResult:
     from bench.netlab import LinkLab
 
+    profile = "satellite" if name == "long-rtt" else "good"
     with tempfile.TemporaryDirectory(prefix="telecart-faults-") as tmp:
-        async with LinkLab(profile="good") as lab:
+        async with LinkLab(profile=profile) as lab:
             rig = FaultRig(lab, Path(tmp), logs / name if logs else None)
             try:
                 await rig.start()
