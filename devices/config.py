@@ -35,8 +35,13 @@ from .errors import DeviceConfigError
 SIMULATED = "simulated"
 CAMERA_ROLES = ("room", "exam")
 AUDIO_INPUT_ROLES = ("stethoscope", "voice")
-SERIAL_PROTOCOLS = ("nonin_oem3_df2", "suntech_advantage", "key_value")
-DEFAULT_BAUDRATE = {"nonin_oem3_df2": 9600, "suntech_advantage": 9600, "key_value": 9600}
+SERIAL_PROTOCOLS = ("nonin_oem3_df2", "suntech_advantage", "datascope_accutorr", "key_value")
+DEFAULT_BAUDRATE = {
+    "nonin_oem3_df2": 9600,
+    "suntech_advantage": 9600,
+    "datascope_accutorr": 9600,
+    "key_value": 9600,
+}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .accutorr_protocol import AccutorrParser
 from .bp_protocol import SunTechAdvantageParser
 from .key_value_protocol import KeyValueParser
 from .oximeter_protocol import NoninDataFormat2Parser
@@ -15,6 +16,8 @@ def make_parser(protocol: str, fields: Mapping[str, str] | None = None) -> Frame
         return NoninDataFormat2Parser()
     if protocol == "suntech_advantage":
         return SunTechAdvantageParser()
+    if protocol == "datascope_accutorr":
+        return AccutorrParser()
     if protocol == "key_value":
         return KeyValueParser(fields or None)
     raise ValueError(f"unknown serial protocol {protocol!r}")

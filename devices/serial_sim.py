@@ -16,7 +16,9 @@ import time
 import tty
 from pathlib import Path
 
+from .accutorr_protocol import BANNER, encode_patient_answer
 from .bp_protocol import encode_bp_response, is_bp_request
+from .config import SERIAL_PROTOCOLS
 from .key_value_protocol import encode_line
 from .oximeter_protocol import encode_packet
 
@@ -25,16 +27,18 @@ PACKET_S = 1 / 3
 
 class PtyDeviceSimulator:
     """A device on a pty: `nonin_oem3_df2` streams 3 packets/s, `suntech_advantage`
-    answers each "Get BP data" request, `key_value` sends a line per second."""
+    answers each "Get BP data" request, `datascope_accutorr` greets, then answers each
+    "P" (and "C"), `key_value` sends a line per second."""
 
     def __init__(self, protocol: str, link: str | Path | None = None) -> None:
-        if protocol not in ("nonin_oem3_df2", "suntech_advantage", "key_value"):
+        if protocol not in SERIAL_PROTOCOLS:
             raise ValueError(f"no simulator for protocol {protocol!r}")
         self.protocol = protocol
         self.link = Path(link) if link is not None else None
         self.spo2 = 97
         self.heart_rate = 72
         self.bp = (121, 79, 93)
+        self.bp_elapsed_min = 3  # minutes since the last measurement (Accutorr)
         self.requests_seen = 0
         self._lock = threading.Lock()
         self._master: int | None = None
@@ -60,6 +64,8 @@ class PtyDeviceSimulator:
                 self.link.unlink()
             self.link.symlink_to(self._slave_path)
         self._stop.clear()
+        if self.protocol == "datascope_accutorr":
+            self._write(f"{BANNER}\r\n>".encode("ascii"))
         self._thread = threading.Thread(target=self._run, name=f"sim-{self.protocol}", daemon=True)
         self._thread.start()
 
@@ -105,6 +111,8 @@ class PtyDeviceSimulator:
             elif self.protocol == "key_value":
                 self._write(encode_line({"SPO2": self.spo2, "PR": self.heart_rate, "TEMP": 36.8}))
                 self._stop.wait(1.0)
+            elif self.protocol == "datascope_accutorr":
+                self._answer_accutorr(self._read_request())
             else:
                 request += self._read_request()
                 if is_bp_request(bytes(request)):
@@ -113,6 +121,18 @@ class PtyDeviceSimulator:
                     sys_, dia, mean = self.bp
                     self._write(encode_bp_response(sys_, dia, self.heart_rate, mean))
                 del request[:-16]
+
+    def _answer_accutorr(self, commands: bytes) -> None:
+        for command in commands:
+            if command == ord("P"):
+                self.requests_seen += 1
+                sys_, dia, mean = self.bp
+                answer = encode_patient_answer(
+                    self.spo2, self.heart_rate, sys_, mean, dia, self.bp_elapsed_min
+                )
+                self._write(answer)
+            elif command == ord("C"):
+                self._write(b">")
 
     def _read_request(self) -> bytes:
         master = self._master

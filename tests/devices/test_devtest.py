@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -194,28 +195,37 @@ protocol = "nonin_oem3_df2"
     assert "oximeter" in out and "FAIL" in out and "check the cable" in out
 
 
-def test_garbage_on_the_wire_is_fail_naming_protocol(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _devtest_serial_against(
+    simulated: str, configured: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, Any]]:
+    """`telecart devtest --only serial --json` on a pty where a `simulated` device talks
+    and the config says `configured`."""
     from telecart.devices.serial_sim import PtyDeviceSimulator
 
-    sim = PtyDeviceSimulator("key_value")  # a key=value device configured as a Nonin
+    sim = PtyDeviceSimulator(simulated)
     sim.plug()
     try:
         cfg = write_config(
             tmp_path,
             f"""
 [[devices.serial]]
-role = "oximeter"
+role = "vitals"
 port = "{sim.port}"
-protocol = "nonin_oem3_df2"
+protocol = "{configured}"
 timeout_s = 2.5
 """,
         )
         code = devtest.main(["--config", cfg, "--only", "serial", "--json"])
     finally:
         sim.unplug()
-    report = json.loads(capsys.readouterr().out)
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_garbage_on_the_wire_is_fail_naming_protocol(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A key=value device configured as a Nonin.
+    code, report = _devtest_serial_against("key_value", "nonin_oem3_df2", tmp_path, capsys)
     fail = report["results"][-1]
     assert code == 1 and fail["result"] == "FAIL" and "protocol" in fail["action"]
 
@@ -252,3 +262,13 @@ def test_list_shows_devices(capsys: pytest.CaptureFixture[str]) -> None:
     assert devtest.main(["--list", "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert {"cameras", "audio", "serial"} <= set(found)
+
+
+def test_accutorr_monitor_passes_the_serial_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = _devtest_serial_against(
+        "datascope_accutorr", "datascope_accutorr", tmp_path, capsys
+    )
+    assert code == 0
+    assert {r["result"] for r in report["results"]} == {"PASS"}
