@@ -7,7 +7,6 @@ import logging
 
 from telecart.devices.audio_host import AudioHost
 from telecart.devices.config import DevicesConfig
-from telecart.devices.errors import DeviceError
 from telecart.devices.sources import (
     AudioSink,
     AudioSource,
@@ -69,11 +68,9 @@ class CartDevices:
         for reader in self.serial:
             await reader.open()
         if self.speaker is not None:
-            try:
-                await self.speaker.open(require=True)
-            except DeviceError as exc:
-                log.warning("%s: the specialist will not be heard on the cart", exc.message)
-                self.speaker = None
+            # A speaker missing now is "disconnected" and retried like an unplugged one;
+            # meanwhile the specialist's voice is dropped at its own pace.
+            await self.speaker.open(require=False)
 
     async def close(self) -> None:
         closers = [

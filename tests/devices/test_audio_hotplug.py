@@ -124,3 +124,59 @@ async def test_stream_open_on_a_missing_name_reports_the_fix(
         assert "devtest --only audio" in stream.status.message
     finally:
         await stream.close()
+
+
+async def test_a_speaker_absent_at_start_is_used_once_it_appears(
+    restartable_jack: JackServer,
+) -> None:
+    restartable_jack.stop()  # the cart starts with no sound device at all
+    board = StatusBoard()
+    events: list[DeviceStatus] = []
+    board.subscribe(lambda s: events.append(s) if s.device == "speaker" else None)
+    host = AudioHost(FAST)
+    speaker = SoundDeviceOutput(AudioOutputConfig("system"), board, host)
+    await speaker.open(require=False)  # as CartDevices opens it
+    player = asyncio.create_task(play_tone(speaker))  # writes go on, dropped at pace
+    mic: SoundDeviceInput | None = None
+    try:
+        assert speaker.status.state == "disconnected"
+        await asyncio.sleep(1.0)
+        assert not player.done()
+        loop = asyncio.get_running_loop()
+        appeared = loop.time()
+        restartable_jack.start()
+        async with asyncio.timeout(TIMEOUT):
+            while speaker.status.state != "ok":  # noqa: ASYNC110 - status has no event here
+                await asyncio.sleep(0.05)
+        picked_up_s = loop.time() - appeared
+        mic = SoundDeviceInput(AudioInputConfig("stethoscope", "system"), board, host)
+        await mic.open(require=True)
+        await asyncio.to_thread(restartable_jack.loop_back)
+        await read_until(mic, lambda level: level > -30)  # the tone, through the cable
+    finally:
+        player.cancel()
+        if mic is not None:
+            await mic.close()
+        await speaker.close()
+    assert [e.state for e in events][:2] == ["disconnected", "ok"]
+    assert picked_up_s < TIMEOUT
+    print(f"speaker picked up {picked_up_s:.2f} s after the sound server started")
+
+
+async def test_the_cart_keeps_a_missing_speaker_and_reports_it(
+    restartable_jack: JackServer,
+) -> None:
+    from dataclasses import replace
+
+    from telecart.cart_agent.cart_devices import CartDevices
+    from telecart.devices.config import DevicesConfig
+
+    config = replace(DevicesConfig.simulated(), audio_output=AudioOutputConfig("USB speaker"))
+    devices = CartDevices(config)
+    await devices.open()
+    try:
+        assert devices.speaker is not None  # kept, and retried until it is plugged in
+        status = devices.board.latest()["speaker"]
+        assert status.state == "disconnected" and "devtest --only audio" in status.message
+    finally:
+        await devices.close()
