@@ -142,6 +142,10 @@ class Rung:
     def cost_bps(self) -> int:
         return sum(_wire_bps(role, level) for role, level in self.levels.items())
 
+    @property
+    def has_video(self) -> bool:
+        return any(level.is_video for level in self.levels.values())
+
     def squeezed_cost_bps(self, squeeze: float) -> int:
         """The cost with every video track at `squeeze` times its level's rate."""
         return sum(
@@ -189,6 +193,25 @@ class QualityLadder:
     # rung's cost lowers video bit rates (no keyframe) instead of stepping down a size, so
     # a 15 % backoff on a delay rise costs sharpness, not the exam picture.
     squeeze: float = 0.6
+    # The last rung with video may go lower before video gives way to stills: on a
+    # 300 kbit/s link the audio and data channels leave about 110 kbit/s, just its full
+    # cost, and at 0.6 the ladder flipped between video and stills every few seconds
+    # (`step`).
+    last_video_squeeze: float = 0.45
+
+    @property
+    def last_video(self) -> Rung | None:
+        """The worst rung that still sends video."""
+        videos = [r for r in self.rungs if r.has_video]
+        return videos[-1] if videos else None
+
+    def squeeze_of(self, rung: Rung) -> float:
+        last = self.last_video
+        return (
+            self.last_video_squeeze
+            if last is not None and rung.index == last.index
+            else (self.squeeze)
+        )
 
     @classmethod
     def build(
@@ -226,7 +249,7 @@ class QualityLadder:
     def best_squeezed_fit(self, budget_bps: float) -> Rung:
         """The best rung that fits the budget with its video squeezed (see `squeeze`)."""
         for rung in self.rungs:
-            if rung.squeezed_cost_bps(self.squeeze) <= budget_bps:
+            if rung.squeezed_cost_bps(self.squeeze_of(rung)) <= budget_bps:
                 return rung
         return self.floor
 
@@ -238,7 +261,7 @@ class QualityLadder:
             level = rung.levels.get(role)
             if level is None or not level.is_video or deficit <= 0:
                 continue
-            cut = min(deficit, level.bitrate_bps * (1.0 - self.squeeze))
+            cut = min(deficit, level.bitrate_bps * (1.0 - self.squeeze_of(rung)))
             rates[role] -= int(cut)
             deficit -= cut
         spare = max(0.0, budget_bps - rung.cost_bps)
@@ -263,8 +286,15 @@ class RungSelector:
     up_hold_s: float = 2.0  # ...for this long,
     failed_up_window_s: float = 10.0  # and longer (doubled, up to `max_hold_s`) for a rung
     max_hold_s: float = 32.0  # left again within this long of reaching it
+    # Video gives way to stills only after the last video rung, squeezed, has not fitted
+    # for this long: a delay-based cut takes the estimate 15 % under capacity and it is
+    # back within a second or two (on `step` video and stills alternated every few s).
+    stills_after_s: float = 2.0
+    near_video_share: float = 0.8  # ...unless the budget is below this share of its cost
     current: Rung | None = None
+    video_back_at: float | None = None  # when video last came back after stills
     _fits_up_since: float | None = field(default=None, repr=False)
+    _video_unfit_since: float | None = field(default=None, repr=False)
     _reached_at: float = field(default=-1e9, repr=False)
     _holds: dict[int, float] = field(default_factory=dict, repr=False)
     changes: int = 0
@@ -276,7 +306,22 @@ class RungSelector:
     def select(self, budget_bps: float, now: float) -> Rung:
         fit = self.ladder.best_squeezed_fit(budget_bps)
         current = self.current
+        last_video = self.ladder.last_video
+        near = last_video is not None and budget_bps >= self.near_video_share * (
+            last_video.squeezed_cost_bps(self.ladder.squeeze_of(last_video))
+        )
+        if current is not None and current.has_video and not fit.has_video and last_video and near:
+            if current.index < last_video.index:
+                fit = last_video  # first down to the last video rung, at once
+            else:
+                if self._video_unfit_since is None:
+                    self._video_unfit_since = now
+                if now - self._video_unfit_since < self.stills_after_s:
+                    return current
+        else:
+            self._video_unfit_since = None
         if current is None or fit.index > current.index:
+            self._video_unfit_since = None
             if current is not None and now - self._reached_at < self.failed_up_window_s:
                 # The step up did not hold (on a 384 kbit/s link, turning the room camera
                 # on cost two keyframes and 49 % loss): try that rung less eagerly.
@@ -287,6 +332,12 @@ class RungSelector:
         if current.index == 0:
             return current
         up = self.ladder.best_fit(budget_bps / self.up_margin)
+        if not current.has_video and last_video is not None:
+            # From stills, the first step up is to the last video rung only: a budget
+            # seen while sending stills is mostly headroom nobody has tried (the
+            # estimator cannot see congestion it does not cause); jumping past it
+            # overshot and fell back within a second on `step`.
+            up = self.ladder.rungs[max(up.index, last_video.index)]
         while up.index < current.index and now - (self._fits_up_since or now) < self.hold_s(up):
             up = self.ladder.rungs[up.index + 1]  # a nearer rung whose hold has passed
         if self.ladder.best_fit(budget_bps / self.up_margin).index < current.index:
@@ -304,6 +355,8 @@ class RungSelector:
 
     def _move(self, rung: Rung, now: float) -> None:
         if self.current is None or rung.index != self.current.index:
+            if self.current is not None and rung.has_video and not self.current.has_video:
+                self.video_back_at = now
             self.changes += self.current is not None
             self.current = rung
             self._reached_at = now

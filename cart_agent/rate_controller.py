@@ -45,6 +45,7 @@ Publish = Callable[[QualityState], Awaitable[None]]
 CLOCK_RATES: Mapping[str, int] = {"audio": 48_000, "video": 90_000}
 RTP_FRAMING_BYTES = 38
 IP_UDP_BYTES = 28
+SETTLE_AFTER_STILLS_S = 3.0  # no spare budget for video this soon after stills
 
 
 @dataclass
@@ -287,6 +288,12 @@ class RateController:
         other = max(0.0, self._other_traffic.bps - stills)
         media_budget = max(budget - other, self.estimator.config.min_bps)
         rung = self.selector.select(media_budget, now)
+        video_back = self.selector.video_back_at
+        if video_back is not None and now - video_back < SETTLE_AFTER_STILLS_S:
+            # Video just came back after stills: its rung's cost, no spare yet. The budget
+            # seen while sending stills is untried, the new encoder starts with a
+            # keyframe, and spare on top of both overshot on `step`.
+            media_budget = min(media_budget, rung.cost_bps)
         allocation = self.ladder.allocate(rung, media_budget)
         changed = self.allocation is None or self.allocation.rung.index != rung.index
         self.allocation = allocation

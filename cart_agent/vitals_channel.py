@@ -20,6 +20,7 @@ from aiortc import RTCDataChannel
 
 from telecart.cart_agent.lifecycle import cancel_and_wait
 from telecart.cart_agent.outage_buffer import OutageBuffer
+from telecart.cart_agent.vitals_throttle import VitalsThrottle
 from telecart.devices.serial_vitals import SerialVitalsReader
 from telecart.devices.vitals import VitalsReading
 
@@ -102,6 +103,7 @@ class VitalsLog:
     def __init__(self, feed: VitalsFeed, buffer: OutageBuffer) -> None:
         self._feed = feed
         self.buffer = buffer
+        self.throttle = VitalsThrottle()
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
@@ -114,6 +116,8 @@ class VitalsLog:
         try:
             while True:
                 reading = await queue.get()
+                if not self.throttle.admit(reading):
+                    continue
                 await self.buffer.append(reading_body(reading))
                 async with self._changed:
                     self._changed.notify_all()

@@ -100,20 +100,37 @@ def test_ladder_for_a_cart_without_a_room_camera() -> None:
     assert all("room" not in rung.levels for rung in ladder.rungs)
 
 
+def _until_change(selector: RungSelector, budget: float, start: float) -> tuple[float, int]:
+    """Feed `budget` every 0.25 s from `start` until the rung changes: (when, new index)."""
+    assert selector.current is not None
+    before, t = selector.current.index, start
+    while selector.select(budget, t).index == before:
+        t += 0.25
+        assert t < start + 60, "the rung never changed"
+    return t, selector.current.index
+
+
 def test_selector_steps_down_at_once_and_up_after_a_hold_to_what_fitted() -> None:
     selector = RungSelector(LADDER, up_hold_s=4.0)
-    top = selector.select(5_000_000, 0.0)
-    assert top.index == 0
-    low = selector.select(150_000, 1.0)
-    assert low.index > 5
-    assert selector.select(5_000_000, 2.0).index == low.index
-    assert selector.select(5_000_000, 5.5).index == low.index
-    # Rung 0 was left within 10 s of reaching it: it now waits twice as long.
-    assert selector.select(5_000_000, 6.0).index == 1
-    middle = LADDER.rungs[8].cost_bps * 1.2
-    assert selector.select(150_000, 7.0).index == low.index
-    assert selector.select(middle, 8.0).index == low.index
-    assert selector.select(middle, 12.0).index == 8
+    last_video = LADDER.last_video
+    assert last_video is not None
+    assert selector.select(5_000_000, 0.0).index == 0
+    # Down at once, but to the last video rung: stills only after it did not fit for 2 s.
+    short = 0.9 * last_video.squeezed_cost_bps(LADDER.squeeze_of(last_video))
+    assert selector.select(short, 1.0).index == last_video.index
+    t, low = _until_change(selector, short, 1.25)
+    assert low > last_video.index and 3.0 <= t <= 3.5
+    # Up only after a hold, and from stills to the last video rung before any better one.
+    path: list[tuple[float, int]] = []
+    while not path or path[-1][1] > 1:
+        path.append(_until_change(selector, 5_000_000, (path[-1][0] if path else t) + 0.25))
+    assert path[0][0] - t >= 4.0
+    first_video = next(index for _, index in path if LADDER.rungs[index].has_video)
+    assert first_video == last_video.index
+    # Rung 0 was left within 10 s of reaching it: it waits twice as long, rung 1 does not.
+    assert path[-1][1] == 1
+    middle = LADDER.rungs[8].cost_bps * 1.2  # down at once to what fits, squeezed
+    assert selector.select(middle, path[-1][0] + 0.5) == LADDER.best_squeezed_fit(middle)
 
 
 def test_selector_ignores_a_budget_hovering_at_a_rung_boundary() -> None:
@@ -195,3 +212,21 @@ def test_a_budget_a_little_under_a_rung_squeezes_video_instead_of_stepping_down(
     allocation = LADDER.allocate(rung, budget)
     assert allocation.bitrates_bps["exam"] < rung.levels["exam"].bitrate_bps
     assert allocation.bitrates_bps["stethoscope"] == rung.levels["stethoscope"].bitrate_bps
+
+
+def test_the_last_video_rung_squeezes_deeper_before_stills() -> None:
+    last_video = LADDER.last_video
+    assert last_video is not None
+    at_squeeze = last_video.squeezed_cost_bps(LADDER.squeeze)
+    deeper = last_video.squeezed_cost_bps(LADDER.last_video_squeeze)
+    assert deeper < at_squeeze < last_video.cost_bps
+    budget = (deeper + at_squeeze) / 2  # would have meant stills at the usual squeeze
+    assert LADDER.best_squeezed_fit(budget).index == last_video.index
+    video = LADDER.allocate(last_video, budget).bitrates_bps["exam"]
+    assert video >= LADDER.last_video_squeeze * last_video.levels["exam"].bitrate_bps
+
+
+def test_a_budget_far_below_any_video_goes_to_stills_at_once() -> None:
+    selector = RungSelector(LADDER)
+    assert selector.select(5_000_000, 0.0).index == 0
+    assert not selector.select(100_000, 1.0).has_video  # edge: no 2 s of video into 128k
