@@ -81,6 +81,10 @@ STETHOSCOPE_LEVELS: tuple[Level, ...] = tuple(Level(k * 1000) for k in (48, 40, 
 STETHOSCOPE_COPIES = 2  # each packet carries the previous frame again
 VOICE_LEVELS: tuple[Level, ...] = tuple(Level(k * 1000) for k in (32, 24, 16, 12, 8))
 STILLS = Level(16_000, mode=VideoMode.STILLS)  # 6 KB every 3 s: a 320x180 JPEG
+# The last picture before audio only: 3 KB every 3 s, a small, coarse JPEG. On a 128
+# kbit/s EDGE link the 16 kbit/s stills rung rarely fitted beside the stethoscope (as RED),
+# the voice and the data channels, and no picture came for 20-40 s.
+THIN_STILLS = Level(8_000, mode=VideoMode.STILLS)
 OFF = Level(0, mode=VideoMode.OFF)
 EXAM_LEVELS: tuple[Level, ...] = (
     _video(1280, 720, 25, 1500),
@@ -91,6 +95,7 @@ EXAM_LEVELS: tuple[Level, ...] = (
     _video(320, 180, 15, 150),
     _video(320, 180, 10, 100),
     STILLS,
+    THIN_STILLS,
     OFF,
 )
 ROOM_LEVELS: tuple[Level, ...] = (
@@ -119,9 +124,10 @@ DEGRADE_PLAN: tuple[tuple[TrackRole, int], ...] = (
     ("room", 2),  # 320x180@10
     ("exam", 5),  # 320x180@15
     ("room", -1),
-    ("exam", -2),  # stills
+    ("exam", -3),  # stills
     ("voice", -1),
     ("stethoscope", -1),  # 24 kbit/s (48 on the wire with its repeat)
+    ("exam", -2),  # thin stills
     ("exam", -1),
 )
 
@@ -291,6 +297,7 @@ class RungSelector:
     # back within a second or two (on `step` video and stills alternated every few s).
     stills_after_s: float = 2.0
     near_video_share: float = 0.8  # ...unless the budget is below this share of its cost
+    unproven_step: float = 1.3  # see `select`
     current: Rung | None = None
     video_back_at: float | None = None  # when video last came back after stills
     _fits_up_since: float | None = field(default=None, repr=False)
@@ -322,9 +329,15 @@ class RungSelector:
             self._video_unfit_since = None
         if current is None or fit.index > current.index:
             self._video_unfit_since = None
-            if current is not None and now - self._reached_at < self.failed_up_window_s:
+            if (
+                current is not None
+                and current.has_video
+                and now - self._reached_at < self.failed_up_window_s
+            ):
                 # The step up did not hold (on a 384 kbit/s link, turning the room camera
-                # on cost two keyframes and 49 % loss): try that rung less eagerly.
+                # on cost two keyframes and 49 % loss): try that rung less eagerly. Rungs
+                # without video differ by a few kbit/s of audio or stills and cost no
+                # keyframe: backing off from them kept `edge` on audio only for 17 s.
                 self._holds[current.index] = min(2 * self.hold_s(current), self.max_hold_s)
             self._move(fit, now)
             self._fits_up_since = None
@@ -332,12 +345,24 @@ class RungSelector:
         if current.index == 0:
             return current
         up = self.ladder.best_fit(budget_bps / self.up_margin)
-        if not current.has_video and last_video is not None:
-            # From stills, the first step up is to the last video rung only: a budget
-            # seen while sending stills is mostly headroom nobody has tried (the
-            # estimator cannot see congestion it does not cause); jumping past it
-            # overshot and fell back within a second on `step`.
-            up = self.ladder.rungs[max(up.index, last_video.index)]
+        if not current.has_video:
+            # Without video the cart sends little, and a budget seen then is mostly
+            # headroom nobody has tried (the estimator cannot see congestion it does not
+            # cause): climb at most `unproven_step` times the current cost (one rung at
+            # least), and from stills to the last video rung first. Jumping further
+            # overshot and fell back within a second on `step` and `edge`.
+            reach = next(
+                (
+                    r
+                    for r in self.ladder.rungs
+                    if r.cost_bps <= self.unproven_step * current.cost_bps
+                ),
+                current,
+            )
+            floor_index = min(reach.index, current.index - 1)
+            if last_video is not None:
+                floor_index = max(floor_index, last_video.index)
+            up = self.ladder.rungs[max(up.index, floor_index)]
         while up.index < current.index and now - (self._fits_up_since or now) < self.hold_s(up):
             up = self.ladder.rungs[up.index + 1]  # a nearer rung whose hold has passed
         if self.ladder.best_fit(budget_bps / self.up_margin).index < current.index:

@@ -230,3 +230,19 @@ def test_a_budget_far_below_any_video_goes_to_stills_at_once() -> None:
     selector = RungSelector(LADDER)
     assert selector.select(5_000_000, 0.0).index == 0
     assert not selector.select(100_000, 1.0).has_video  # edge: no 2 s of video into 128k
+
+
+def test_without_video_the_ladder_climbs_in_small_steps() -> None:
+    selector = RungSelector(LADDER, up_hold_s=1.0)
+    floor = selector.select(60_000, 0.0)
+    assert floor == LADDER.floor
+    climbed = [floor]
+    t = 0.0
+    while climbed[-1].has_video is False and t < 60:
+        t += 0.5
+        rung = selector.select(5_000_000, t)  # an untried budget far above the link
+        if rung != climbed[-1]:
+            climbed.append(rung)
+    for lower, higher in itertools.pairwise(climbed):
+        assert higher.cost_bps <= max(1.3 * lower.cost_bps, LADDER.rungs[lower.index - 1].cost_bps)
+    assert climbed[-1] == LADDER.last_video
