@@ -13,7 +13,8 @@ def _reading(kind: str, value: float, at: float, device: str = "oximeter") -> Vi
 def test_a_three_per_second_oximeter_is_recorded_once_a_second() -> None:
     throttle = VitalsThrottle()
     admitted = [
-        throttle.admit(_reading("spo2", 97 + (i % 2), i / 3)) for i in range(30)  # 10 s
+        throttle.admit(_reading("spo2", 97 + (i % 2), i / 3))
+        for i in range(30)  # 10 s
     ]
     assert sum(admitted) == 10 and throttle.skipped == 20
 
