@@ -26,6 +26,17 @@ PRIORITY: tuple[TrackRole, ...] = ("stethoscope", "voice", "exam", "room")
 # IPv4 + UDP + SRTP/RTP with the header extensions aiortc sends, per packet.
 PACKET_OVERHEAD_BYTES = 60
 AUDIO_PACKETS_PER_S = 25  # 40 ms Opus frames (opus_settings.OpusProfile.frame_ms)
+# At and below this rate an audio track sends 60 ms frames: on a 128 kbit/s link the
+# stethoscope's and voice's packet overhead alone was 25 kbit/s.
+THIN_AUDIO_BPS = 24_000
+THIN_AUDIO_FRAME_MS = 60
+
+
+def audio_frame_ms(bitrate_bps: int) -> int | None:
+    """Audio per packet for an audio level's rate (None: the Opus profile's own)."""
+    return THIN_AUDIO_FRAME_MS if bitrate_bps <= THIN_AUDIO_BPS else None
+
+
 VIDEO_PACKET_PAYLOAD = 1200
 
 
@@ -65,7 +76,8 @@ class Level:
             return 0
         packets: float
         if audio:
-            packets = AUDIO_PACKETS_PER_S
+            frame_ms = audio_frame_ms(self.bitrate_bps)
+            packets = 1000 / frame_ms if frame_ms else AUDIO_PACKETS_PER_S
         else:
             packets = max(self.fps, 1.0) + self.bitrate_bps / 8 / VIDEO_PACKET_PAYLOAD
         return int(self.bitrate_bps + packets * PACKET_OVERHEAD_BYTES * 8)

@@ -34,6 +34,7 @@ from .quality_ladder import (
     QualityLadder,
     RungSelector,
     TrackRole,
+    audio_frame_ms,
 )
 from .quality_score import QualityState, quality_state
 from .retransmission_budget import RetransmissionBudget
@@ -405,6 +406,7 @@ class RateController:
                     encoder.use_profile(profile)
                 encoder.set_bitrate(rate)
                 encoder.set_packet_loss(loss)
+                encoder.set_frame_ms(audio_frame_ms(level.bitrate_bps))
 
     def _should_publish(self, state: QualityState, now: float) -> bool:
         last = self._last_published

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+import itertools
 
 import numpy as np
 import numpy.typing as npt
@@ -136,3 +137,17 @@ def test_switching_to_the_stethoscope_profile_changes_application() -> None:
     encoder.use_profile(STETHOSCOPE)
     assert abs(level_change_db(encoder, tone(30))) < 3.0
     assert encoder.libopus.application == "audio"
+
+
+def test_thin_rates_send_60_ms_packets_a_decoder_plays_whole() -> None:
+    encoder = stethoscope_encoder()
+    encoder.set_frame_ms(60)
+    packets = encode_all(encoder, heart_like(seconds=1.2))
+    assert len(packets) == 20  # 1.2 s in 60 ms packets (40 ms would be 30)
+    steps = {b - a for (_, a), (_, b) in itertools.pairwise(packets)}
+    assert steps == {2880}  # RTP timestamps 60 ms apart
+    decoder = OpusDecoder()
+    decoded = [decoder.decode(JitterFrame(p, t)) for p, t in packets]
+    assert all(sum(f.samples for f in frames) == 2880 for frames in decoded)
+    encoder.set_frame_ms(None)  # back to the profile's 40 ms
+    assert len(encode_all(encoder, heart_like(seconds=1.2))) == 30
