@@ -16,7 +16,7 @@ import time
 import tty
 from pathlib import Path
 
-from .accutorr_protocol import BANNER, encode_patient_answer
+from .accutorr_protocol import BANNER, PROMPT, PROMPT_REQUEST, SHOW_PATIENT, encode_patient_answer
 from .bp_protocol import encode_bp_response, is_bp_request
 from .config import SERIAL_PROTOCOLS
 from .key_value_protocol import encode_line
@@ -28,7 +28,7 @@ PACKET_S = 1 / 3
 class PtyDeviceSimulator:
     """A device on a pty: `nonin_oem3_df2` streams 3 packets/s, `suntech_advantage`
     answers each "Get BP data" request, `datascope_accutorr` greets, then answers each
-    "P" (and "C"), `key_value` sends a line per second."""
+    "P" (and the prompt request), `key_value` sends a line per second."""
 
     def __init__(self, protocol: str, link: str | Path | None = None) -> None:
         if protocol not in SERIAL_PROTOCOLS:
@@ -39,6 +39,7 @@ class PtyDeviceSimulator:
         self.heart_rate = 72
         self.bp = (121, 79, 93)
         self.bp_elapsed_min = 3  # minutes since the last measurement (Accutorr)
+        self.accutorr_status = (0, 0, 0)  # the three status bytes of a "P" answer
         self.requests_seen = 0
         self._lock = threading.Lock()
         self._master: int | None = None
@@ -124,15 +125,21 @@ class PtyDeviceSimulator:
 
     def _answer_accutorr(self, commands: bytes) -> None:
         for command in commands:
-            if command == ord("P"):
+            if command == SHOW_PATIENT[0]:
                 self.requests_seen += 1
                 sys_, dia, mean = self.bp
                 answer = encode_patient_answer(
-                    self.spo2, self.heart_rate, sys_, mean, dia, self.bp_elapsed_min
+                    self.spo2,
+                    self.heart_rate,
+                    sys_,
+                    mean,
+                    dia,
+                    self.bp_elapsed_min,
+                    self.accutorr_status,
                 )
                 self._write(answer)
-            elif command == ord("C"):
-                self._write(b">")
+            elif command == PROMPT_REQUEST[0]:
+                self._write(PROMPT)
 
     def _read_request(self) -> bytes:
         master = self._master

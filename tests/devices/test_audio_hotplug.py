@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 from collections.abc import Callable
+from types import TracebackType
 
 import pytest
 
@@ -20,11 +23,43 @@ TIMEOUT = 30.0
 FAST = Backoff(first_s=0.2, max_s=1.0)
 
 
-async def play_tone(speaker: SoundDeviceOutput) -> None:
+async def play_tone(speaker: SoundDeviceOutput, written: list[float] | None = None) -> None:
+    """Write a 1 kHz tone for ever, as the media pipeline would; `written` collects the
+    loop time at which each write returned."""
+    loop = asyncio.get_running_loop()
     i = 0
     while True:
         await speaker.write(tone_chunk(i))
+        if written is not None:
+            written.append(loop.time())
         i += 1
+
+
+class LoopLag:
+    """While entered, measures how late the event loop runs a 10 ms sleep: `worst`."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopLag:
+        self._task = asyncio.create_task(self._measure())
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _measure(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            self.worst = max(self.worst, loop.time() - before - 0.01)
 
 
 async def read_until(mic: SoundDeviceInput, done: Callable[[float], bool]) -> None:
@@ -81,23 +116,13 @@ async def test_device_that_never_returns_keeps_retrying_without_disturbing_other
     await voice.open(require=True)
     await stethoscope.open()
     loop = asyncio.get_running_loop()
-    worst_lag = 0.0
-
-    async def measure_lag() -> None:
-        nonlocal worst_lag
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            worst_lag = max(worst_lag, loop.time() - before - 0.01)
-
-    lag = asyncio.create_task(measure_lag())
     try:
-        started = loop.time()
-        silent = [await stethoscope.read() for _ in range(200)]  # 4 s of 20 ms silence
-        elapsed = loop.time() - started
-        voice_chunks = [await voice.read() for _ in range(25)]
+        async with LoopLag() as lag:
+            started = loop.time()
+            silent = [await stethoscope.read() for _ in range(200)]  # 4 s of 20 ms silence
+            elapsed = loop.time() - started
+            voice_chunks = [await voice.read() for _ in range(25)]
     finally:
-        lag.cancel()
         await stethoscope.close()
         await voice.close()
     assert stethoscope.policy.attempts >= 2
@@ -105,7 +130,7 @@ async def test_device_that_never_returns_keeps_retrying_without_disturbing_other
     assert voice_events[:1] == ["ok"] and "disconnected" not in voice_events[:-1]
     assert all(not c.samples.any() for c in silent) and 3.5 < elapsed < 12
     assert len(voice_chunks) == 25
-    assert worst_lag < 0.3, f"event loop blocked for {worst_lag:.2f} s"
+    assert lag.worst < 0.3, f"event loop blocked for {lag.worst:.2f} s"
 
 
 @pytest.mark.parametrize("direction", ["input", "output"])
@@ -135,32 +160,42 @@ async def test_a_speaker_absent_at_start_is_used_once_it_appears(
     board.subscribe(lambda s: events.append(s) if s.device == "speaker" else None)
     host = AudioHost(FAST)
     speaker = SoundDeviceOutput(AudioOutputConfig("system"), board, host)
-    await speaker.open(require=False)  # as CartDevices opens it
-    player = asyncio.create_task(play_tone(speaker))  # writes go on, dropped at pace
+    loop = asyncio.get_running_loop()
+    written: list[float] = []
     mic: SoundDeviceInput | None = None
-    try:
-        assert speaker.status.state == "disconnected"
-        await asyncio.sleep(1.0)
-        assert not player.done()
-        loop = asyncio.get_running_loop()
-        appeared = loop.time()
-        restartable_jack.start()
-        async with asyncio.timeout(TIMEOUT):
-            while speaker.status.state != "ok":  # noqa: ASYNC110 - status has no event here
-                await asyncio.sleep(0.05)
-        picked_up_s = loop.time() - appeared
-        mic = SoundDeviceInput(AudioInputConfig("stethoscope", "system"), board, host)
-        await mic.open(require=True)
-        await asyncio.to_thread(restartable_jack.loop_back)
-        await read_until(mic, lambda level: level > -30)  # the tone, through the cable
-    finally:
-        player.cancel()
-        if mic is not None:
-            await mic.close()
-        await speaker.close()
+    async with LoopLag() as lag:
+        await speaker.open(require=False)  # as CartDevices opens it
+        player = asyncio.create_task(play_tone(speaker, written))
+        try:
+            assert speaker.status.state == "disconnected"
+            await asyncio.sleep(2.0)
+            absent = [t for t in written if t > written[0] + 0.5]  # past the first writes
+            appeared = loop.time()
+            restartable_jack.start()
+            async with asyncio.timeout(TIMEOUT):
+                while speaker.status.state != "ok":  # noqa: ASYNC110 - status has no event here
+                    await asyncio.sleep(0.05)
+            picked_up_s = loop.time() - appeared
+            mic = SoundDeviceInput(AudioInputConfig("stethoscope", "system"), board, host)
+            await mic.open(require=True)
+            await asyncio.to_thread(restartable_jack.loop_back)
+            await read_until(mic, lambda level: level > -30)  # the tone, through the cable
+        finally:
+            player.cancel()
+            if mic is not None:
+                await mic.close()
+            await speaker.close()
     assert [e.state for e in events][:2] == ["disconnected", "ok"]
-    assert picked_up_s < TIMEOUT
-    print(f"speaker picked up {picked_up_s:.2f} s after the sound server started")
+    assert speaker.policy.attempts >= 1 and host.restarts >= 1
+    # While absent, every write returned after about 20 ms: dropped on time, never stuck.
+    gaps = [b - a for a, b in itertools.pairwise(absent)]
+    assert len(absent) >= 30 and 0.015 < sum(gaps) / len(gaps) < 0.03, gaps
+    assert lag.worst < 0.3, f"event loop blocked for {lag.worst:.2f} s"
+    print(
+        f"speaker picked up {picked_up_s:.2f} s after the sound server started; "
+        f"{len(absent)} writes dropped at {1000 * sum(gaps) / len(gaps):.1f} ms pace; "
+        f"worst loop lag {1000 * lag.worst:.0f} ms"
+    )
 
 
 async def test_the_cart_keeps_a_missing_speaker_and_reports_it(
