@@ -96,7 +96,6 @@ class BandwidthEstimator:
 
     config: EstimatorConfig = field(default_factory=EstimatorConfig)
     estimate_bps: float = 0.0
-    last_report_at: float | None = None
     in_outage: bool = False
     reason: str = "start"
     _last_decrease_at: float = -math.inf
@@ -141,7 +140,7 @@ class BandwidthEstimator:
         self._remember(report)
         elapsed = 0.0 if self._last_update_at is None else max(0.0, now - self._last_update_at)
         self._last_update_at = now
-        self.last_report_at = self._heard_at = now
+        self._heard_at = now
         loss = min(max(report.fraction_lost, 0.0), 1.0)
         if now < self._stale_until:
             return self.estimate_bps
@@ -234,11 +233,6 @@ class BandwidthEstimator:
         self._set(resume_bps)
         self._last_decrease_at = now
         self.reason = "recovering after an outage"
-
-    @property
-    def last_good_bps(self) -> float:
-        """The highest recent estimate that held: where a new connection may start."""
-        return max(self._last_good_bps, self.estimate_bps)
 
     def _note_ceiling(self, bps: float) -> None:
         self._congested_once = True
