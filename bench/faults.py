@@ -105,11 +105,15 @@ class _Server:
 
 async def specialist(host: str) -> None:
     from telecart.cart_agent.ice_consent import install_consent_fix
+    from telecart.cart_agent.nack_retry import install_nack_retry
     from tests.reliability.specialist import ReliableSpecialist
 
     # The real specialist is Chrome, whose consent check holds at a 1.5 s round trip;
     # this aiortc stand-in needs the cart's fix too, or it drops the call after 30 s.
     install_consent_fix()
+    # Chrome also asks again for a lost retransmission; aiortc's receiver asks once and
+    # froze the picture for 13-40 s at this round trip without the cart's fix.
+    install_nack_retry()
 
     peer = ReliableSpecialist(_Server(host), USERNAME)  # type: ignore[arg-type]
     await peer.connect()
@@ -125,6 +129,10 @@ async def specialist(host: str) -> None:
             if total != frames:
                 if now - moved_at >= 0.5:
                     emit(ev="frames_back", gap_s=round(now - moved_at, 3))
+                    logging.info(
+                        "video frames back after %.2f s (%s)", now - moved_at,
+                        peer.received.video_frames,
+                    )  # fmt: skip
                 frames, moved_at = total, now
             for at, state in peer.link_events[events_seen:]:
                 print(json.dumps({"t": at, "ev": "link", "state": state}), flush=True)
@@ -144,6 +152,23 @@ async def specialist(host: str) -> None:
                 )
     finally:
         await peer.close()
+
+
+def _rung(cart: Any) -> str | None:
+    """The quality rung the cart sends at, for a fault's note."""
+    consultation = cart.consultation
+    allocation = consultation.rate_controller.allocation if consultation else None
+    return allocation.rung.label if allocation else None
+
+
+def _retransmissions(cart: Any) -> tuple[int, int]:
+    """(sent, dropped by the cap) retransmissions over the cart's whole session."""
+    from telecart.cart_agent.retransmission_budget import RetransmissionBudget
+
+    consultation = cart.consultation
+    taps = consultation.rate_controller._taps if consultation else []
+    budgets = [tap for tap in taps if isinstance(tap, RetransmissionBudget)]
+    return sum(b.passed for b in budgets), sum(b.dropped for b in budgets)
 
 
 async def agent(url: str, token: str, data_dir: Path) -> None:
@@ -172,6 +197,8 @@ async def agent(url: str, token: str, data_dir: Path) -> None:
                 dropped=buffer.dropped,
                 stored={k: v["still_id"] for k, v in outbox.stills.stored.items()},
                 renegotiations=cart.reconnector.renegotiations,
+                rung=_rung(cart),
+                rtx=_retransmissions(cart),
             )
 
     async def still() -> None:
@@ -519,13 +546,23 @@ async def fault_long_rtt(rig: FaultRig, seconds: float = 90.0) -> FaultResult:
         if line.get("ev") == "link" and line["state"] != "connected" and line["t"] >= t0 + 5
     ]
     moving = rig.video_moving_within(5.0)
+    gaps = [
+        float(line["gap_s"])
+        for line in rig.specialist.lines
+        if line.get("ev") == "frames_back" and line["t"] >= t0
+    ]
+    rung = rig.agent_stat("rung")
+    resent, dropped = rig.agent_stat("rtx") or (0, 0)
     sent, got, dups, intact, taken = await rig.settle()
     held = not alarms and moving and rig.agent_stat("renegotiations") == renegotiations
     return FaultResult(
-        "1.5 s round trip, 90 s", None, None, None, sent, got, dups, taken, intact,
+        "1.5 s round trip, 90 s", None, None, max(gaps, default=0.0),
+        sent, got, dups, taken, intact,
         note=f"call held: {'yes' if held else 'NO'}; {len(alarms)} loss alarms after the "
         f"first 5 s, {rig.agent_stat('renegotiations') - renegotiations} renegotiations, "
-        f"video {'still' if moving else 'not'} decoding at the end",
+        f"video {'still' if moving else 'not'} decoding at the end; {len(gaps)} frame gaps "
+        f"≥ 0.5 s ('video back' is the longest); cart at the end: {rung}; {resent} "
+        f"retransmissions, {dropped} dropped by the cap",
     )  # fmt: skip
 
 

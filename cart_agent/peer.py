@@ -45,6 +45,7 @@ from telecart.cart_agent.codecs import prefer_codec
 from telecart.cart_agent.control_channel import CONTROL_LABEL
 from telecart.cart_agent.encoder_control import install_encoder_control
 from telecart.cart_agent.ice_consent import install_consent_fix
+from telecart.cart_agent.nack_retry import install_nack_retry
 from telecart.cart_agent.opus_red import RED_MIME, install_opus_red, red_packer
 from telecart.cart_agent.opus_settings import (
     AdaptiveOpusEncoder,
@@ -87,10 +88,11 @@ class MediaStack:
     consent_fix: bool
     transport_feedback: bool
     stethoscope_red: bool
+    nack_retry: bool
 
 
 def prepare_media_stack() -> MediaStack:
-    """Install our VP8/Opus encoders and consent check into aiortc/aioice (idempotent).
+    """Install our VP8/Opus encoders, consent check and NACK retries (idempotent).
 
     Each piece falls back to the library's own behaviour, with an error logged, if the
     library has changed shape; the call still goes ahead.
@@ -101,6 +103,7 @@ def prepare_media_stack() -> MediaStack:
         install_consent_fix(),
         install_transport_cc(),
         install_opus_red(),
+        install_nack_retry(),
     )
 
 
