@@ -177,6 +177,11 @@ class DelayBasedEstimator:
     loss: float = 0.0
     last_feedback_at: float | None = None
     rtt_s: float = 0.2  # set by the caller from receiver reports
+    # Sent outside transport-wide numbers (data channels, RTCP), set by the caller: part
+    # of the link's load, so the estimate (what the link carries) counts it. Without it an
+    # overuse cut on `edge` kept 85 % of the RTP alone, and the caller then took the data
+    # channels' 30 kbit/s off that again: the exam stills went off for 8-13 s at a time.
+    untracked_bps: float = 0.0
     detector: TrendlineDetector = field(init=False)
     _group: _Group | None = None
     _previous_group: _Group | None = None
@@ -309,7 +314,10 @@ class DelayBasedEstimator:
     def app_limited(self) -> bool:
         """Sending well under the target, so the acknowledged rate says little of the link."""
         sent = self.sent_bps
-        return sent is not None and sent < self.config.app_limited_share * self.estimate_bps
+        return (
+            sent is not None
+            and sent + self.untracked_bps < self.config.app_limited_share * self.estimate_bps
+        )
 
     @property
     def link_behind(self) -> bool:
@@ -330,7 +338,7 @@ class DelayBasedEstimator:
         cfg = self.config
         elapsed = 0.0 if self._last_change_at is None else min(now - self._last_change_at, 1.0)
         self._last_change_at = now
-        acked = self.acked_bps
+        acked = None if self.acked_bps is None else self.acked_bps + self.untracked_bps
         can_decrease = now - self._last_decrease_at >= max(0.3, self.rtt_s)
         if usage is Usage.OVERUSING:
             if can_decrease:

@@ -227,6 +227,7 @@ class RateController:
 
     def _on_transport_feedback(self, results: list[PacketResult]) -> None:
         delay = self.delay_estimator
+        delay.untracked_bps = self._other_traffic.bps
         delay.on_feedback(results, self._clock())
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from telecart.cart_agent.delay_based_estimator import DelayBasedEstimator, Usage
 from telecart.cart_agent.transport_cc import PacketResult
 
@@ -119,3 +121,13 @@ def test_a_rising_delay_while_sending_far_below_the_target_costs_a_step_not_the_
     lowest, overused = _feed(full, 300_000)
     assert overused
     assert lowest <= 0.85 * 300_000
+
+
+def test_an_overuse_cut_keeps_the_data_channels_share_of_the_link() -> None:
+    bare = DelayBasedEstimator(estimate_bps=300_000)
+    lowest_bare, _ = _feed(bare, 300_000)
+    with_data = DelayBasedEstimator(estimate_bps=300_000, untracked_bps=60_000)
+    lowest, overused = _feed(with_data, 300_000)
+    assert overused
+    # 85 % of what the link carried: the RTP acknowledged plus the data channels.
+    assert lowest == pytest.approx(lowest_bare + 0.85 * 60_000, rel=0.05)
