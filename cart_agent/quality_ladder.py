@@ -390,6 +390,13 @@ class RungSelector:
         assert self.current is not None
         return self.current
 
+    def resume(self, rung: Rung, now: float) -> None:
+        """Back to the rung of before an outage at once: its rate was tried, and a climb
+        from audio only, a rung at a time, had kept the exam camera off for 12 s after a
+        10 s outage on `outage`."""
+        self._fits_up_since = self._video_unfit_since = None
+        self._move(rung, now)
+
     def _move(self, rung: Rung, now: float) -> None:
         if self.current is None or rung.index != self.current.index:
             if self.current is not None and rung.has_video and not self.current.has_video:

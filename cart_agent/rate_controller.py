@@ -32,6 +32,7 @@ from .quality_ladder import (
     PACKET_OVERHEAD_BYTES,
     Allocation,
     QualityLadder,
+    Rung,
     RungSelector,
     TrackRole,
     audio_frame_ms,
@@ -184,6 +185,7 @@ class RateController:
         self._other_traffic = OtherTraffic()
         self._was_in_outage = False
         self._estimate_before_loss: float | None = None  # while the watchdog says lost
+        self._rung_before_loss: Rung | None = None
         self.selector = RungSelector(self.ladder)
         self._publish = publish
         self._on_allocation = on_allocation
@@ -333,6 +335,7 @@ class RateController:
                 self._estimate_before_loss = max(
                     self.estimator.estimate_bps, self.delay_estimator.estimate_bps
                 )
+                self._rung_before_loss = self.selector.current
         elif self._estimate_before_loss is not None:
             now = self._clock()
             self.estimator.link_back(now, self._estimate_before_loss)
@@ -343,6 +346,11 @@ class RateController:
                 encoder = encoder_of(sender)
                 if isinstance(encoder, AdaptiveVp8Encoder):
                     encoder.request_keyframe()
+            rung, self._rung_before_loss = self._rung_before_loss, None
+            if rung is not None:  # the silence check may have taken it to audio only
+                self.selector.resume(rung, now)
+                self.step(None, now)
+                return
         if self.allocation is not None:
             loss = self.state.loss if self.state is not None else 0.0
             rtt = self._last_report.rtt_s if self._last_report is not None else None

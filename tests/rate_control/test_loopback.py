@@ -170,3 +170,31 @@ async def test_lost_media_pauses_video_and_its_return_starts_with_a_keyframe(
         assert controller.estimator.estimate_bps >= estimate * 0.9
     finally:
         await controller.stop()
+
+
+async def test_after_an_outage_the_rung_from_before_it_comes_back_at_once(
+    call: tuple[RTCRtpSender, RTCRtpSender, list[int]],
+) -> None:
+    video, audio, _ = call
+
+    async def publish(state: QualityState) -> None:
+        pass
+
+    controller = RateController({"exam": video, "stethoscope": audio}, publish, interval_s=0.25)
+    controller.start()
+    try:
+        await asyncio.sleep(1.0)
+        assert controller.allocation is not None
+        before = controller.allocation.rung
+        assert before.has_video
+        controller.link_changed("disconnected")
+        # What the receiver-report silence check does after a few seconds of outage.
+        floor = controller.estimator.config.min_bps
+        controller.estimator.estimate_bps = controller.delay_estimator.estimate_bps = floor
+        controller.step(None, time.monotonic())
+        assert controller.allocation.rung.index > before.index
+        controller.link_changed("connected")
+        # Not a climb from audio only, a rung every 2.5 s.
+        assert controller.allocation.rung.index == before.index
+    finally:
+        await controller.stop()
