@@ -143,58 +143,57 @@ async def test_rate_controller_reads_reports_and_sets_the_encoders(
     assert received
 
 
-async def test_lost_media_pauses_video_and_its_return_starts_with_a_keyframe(
+@pytest.fixture
+async def controller(
     call: tuple[RTCRtpSender, RTCRtpSender, list[int]],
-) -> None:
-    video, audio, received = call
-
-    async def publish(state: QualityState) -> None:
-        pass
-
-    controller = RateController({"exam": video, "stethoscope": audio}, publish, interval_s=0.25)
-    controller.start()
-    exam = encoder_of(video)
-    assert isinstance(exam, AdaptiveVp8Encoder)
-    try:
-        await asyncio.sleep(1.0)
-        estimate = controller.estimator.estimate_bps
-        controller.link_changed("disconnected")  # the media watchdog's verdict
-        await asyncio.sleep(0.5)
-        frames, keyframes = len(received), exam.counters.keyframes
-        await asyncio.sleep(1.0)
-        assert len(received) == frames  # nothing encoded into a dead link
-        controller.link_changed("connected")
-        await asyncio.sleep(1.0)
-        assert exam.counters.keyframes > keyframes
-        assert len(received) > frames
-        assert controller.estimator.estimate_bps >= estimate * 0.9
-    finally:
-        await controller.stop()
-
-
-async def test_after_an_outage_the_rung_from_before_it_comes_back_at_once(
-    call: tuple[RTCRtpSender, RTCRtpSender, list[int]],
-) -> None:
+) -> AsyncIterator[RateController]:
+    """A started controller on the call's senders that publishes nowhere."""
     video, audio, _ = call
 
     async def publish(state: QualityState) -> None:
         pass
 
-    controller = RateController({"exam": video, "stethoscope": audio}, publish, interval_s=0.25)
-    controller.start()
+    running = RateController({"exam": video, "stethoscope": audio}, publish, interval_s=0.25)
+    running.start()
     try:
-        await asyncio.sleep(1.0)
-        assert controller.allocation is not None
-        before = controller.allocation.rung
-        assert before.has_video
-        controller.link_changed("disconnected")
-        # What the receiver-report silence check does after a few seconds of outage.
-        floor = controller.estimator.config.min_bps
-        controller.estimator.estimate_bps = controller.delay_estimator.estimate_bps = floor
-        controller.step(None, time.monotonic())
-        assert controller.allocation.rung.index > before.index
-        controller.link_changed("connected")
-        # Not a climb from audio only, a rung every 2.5 s.
-        assert controller.allocation.rung.index == before.index
+        yield running
     finally:
-        await controller.stop()
+        await running.stop()
+
+
+async def test_lost_media_pauses_video_and_its_return_starts_with_a_keyframe(
+    call: tuple[RTCRtpSender, RTCRtpSender, list[int]], controller: RateController
+) -> None:
+    video, _, received = call
+    exam = encoder_of(video)
+    assert isinstance(exam, AdaptiveVp8Encoder)
+    await asyncio.sleep(1.0)
+    estimate = controller.estimator.estimate_bps
+    controller.link_changed("disconnected")  # the media watchdog's verdict
+    await asyncio.sleep(0.5)
+    frames, keyframes = len(received), exam.counters.keyframes
+    await asyncio.sleep(1.0)
+    assert len(received) == frames  # nothing encoded into a dead link
+    controller.link_changed("connected")
+    await asyncio.sleep(1.0)
+    assert exam.counters.keyframes > keyframes
+    assert len(received) > frames
+    assert controller.estimator.estimate_bps >= estimate * 0.9
+
+
+async def test_after_an_outage_the_rung_from_before_it_comes_back_at_once(
+    controller: RateController,
+) -> None:
+    await asyncio.sleep(1.0)
+    assert controller.allocation is not None
+    before = controller.allocation.rung
+    assert before.has_video
+    controller.link_changed("disconnected")
+    # What the receiver-report silence check does after a few seconds of outage.
+    floor = controller.estimator.config.min_bps
+    controller.estimator.estimate_bps = controller.delay_estimator.estimate_bps = floor
+    controller.step(None, time.monotonic())
+    assert controller.allocation.rung.index > before.index
+    controller.link_changed("connected")
+    # Not a climb from audio only, a rung every 2.5 s.
+    assert controller.allocation.rung.index == before.index
