@@ -164,6 +164,10 @@ class Rung:
     def has_video(self) -> bool:
         return any(level.is_video for level in self.levels.values())
 
+    @property
+    def has_stills(self) -> bool:
+        return any(level.mode is VideoMode.STILLS for level in self.levels.values())
+
     def squeezed_cost_bps(self, squeeze: float) -> int:
         """The cost with every video track at `squeeze` times its level's rate."""
         return sum(
@@ -222,6 +226,12 @@ class QualityLadder:
         """The worst rung that still sends video."""
         videos = [r for r in self.rungs if r.has_video]
         return videos[-1] if videos else None
+
+    @property
+    def last_stills(self) -> Rung | None:
+        """The worst rung that still sends stills."""
+        stills = [r for r in self.rungs if r.has_stills]
+        return stills[-1] if stills else None
 
     def squeeze_of(self, rung: Rung) -> float:
         last = self.last_video
@@ -309,11 +319,17 @@ class RungSelector:
     # back within a second or two (on `step` video and stills alternated every few s).
     stills_after_s: float = 2.0
     near_video_share: float = 0.8  # ...unless the budget is below this share of its cost
+    # Likewise stills give way to audio only: on `edge` each delay-based cut put the
+    # budget a few kbit/s under the thinnest stills for a second or two, and the exam
+    # picture then stayed off until the climb back (one still a minute short of the goal,
+    # gaps of 16 s).
+    near_stills_share: float = 0.8
     unproven_step: float = 1.3  # see `select`
     current: Rung | None = None
     video_back_at: float | None = None  # when video last came back after stills
     _fits_up_since: float | None = field(default=None, repr=False)
     _video_unfit_since: float | None = field(default=None, repr=False)
+    _stills_unfit_since: float | None = field(default=None, repr=False)
     _reached_at: float = field(default=-1e9, repr=False)
     _holds: dict[int, float] = field(default_factory=dict, repr=False)
     changes: int = 0
@@ -339,8 +355,25 @@ class RungSelector:
                     return current
         else:
             self._video_unfit_since = None
+        last_stills = self.ladder.last_stills
+        if (
+            current is not None
+            and current.has_stills
+            and not (fit.has_stills or fit.has_video)
+            and last_stills is not None
+            and budget_bps >= self.near_stills_share * last_stills.cost_bps
+        ):
+            if current.index < last_stills.index:
+                fit = last_stills  # first down to the thinnest stills, at once
+            else:
+                if self._stills_unfit_since is None:
+                    self._stills_unfit_since = now
+                if now - self._stills_unfit_since < self.stills_after_s:
+                    return current
+        else:
+            self._stills_unfit_since = None
         if current is None or fit.index > current.index:
-            self._video_unfit_since = None
+            self._video_unfit_since = self._stills_unfit_since = None
             if (
                 current is not None
                 and current.has_video

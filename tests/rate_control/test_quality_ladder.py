@@ -246,3 +246,31 @@ def test_without_video_the_ladder_climbs_in_small_steps() -> None:
     for lower, higher in itertools.pairwise(climbed):
         assert higher.cost_bps <= max(1.3 * lower.cost_bps, LADDER.rungs[lower.index - 1].cost_bps)
     assert climbed[-1] == LADDER.last_video
+
+
+def test_stills_hold_through_a_short_dip_and_give_way_to_audio_only_after_2_s() -> None:
+    thinnest = LADDER.last_stills
+    assert thinnest is not None and thinnest.index == LADDER.floor.index - 1
+    selector = RungSelector(LADDER)
+    selector.select(thinnest.cost_bps / 0.95, 0.0)  # down from the top, at once
+    assert selector.current == thinnest
+    dip = 0.86 * thinnest.cost_bps  # a 15 % cut on `edge`
+    assert selector.select(dip, 1.0) == thinnest
+    assert selector.select(dip, 2.5) == thinnest
+    assert selector.select(thinnest.cost_bps, 2.8) == thinnest  # back: the clock restarts
+    assert selector.select(dip, 3.0) == thinnest
+    assert selector.select(dip, 5.1) == LADDER.floor
+    collapse = RungSelector(LADDER)
+    collapse.select(thinnest.cost_bps, 0.0)
+    assert collapse.select(0.5 * thinnest.cost_bps, 0.5) == LADDER.floor
+
+
+def test_richer_stills_step_down_to_the_thinnest_before_audio_only() -> None:
+    thinnest = LADDER.last_stills
+    assert thinnest is not None
+    richer = LADDER.rungs[thinnest.index - 1]
+    assert richer.has_stills
+    selector = RungSelector(LADDER)
+    selector.select(richer.cost_bps, 0.0)
+    assert selector.current == richer
+    assert selector.select(0.9 * thinnest.cost_bps, 0.5) == thinnest
