@@ -15,7 +15,7 @@ the selector is what keeps a moving estimate from causing a keyframe storm.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
@@ -304,6 +304,35 @@ class QualityLadder:
 
 
 @dataclass
+class _Boundary:
+    """Hysteresis where pictures give way: video to stills, stills to audio only."""
+
+    keeps: Callable[[Rung], bool]  # the rung still sends this kind of picture
+    since: float | None = None  # when the last rung that keeps it stopped fitting
+
+    def hold(
+        self,
+        current: Rung | None,
+        fit: Rung,
+        last: Rung | None,
+        near: bool,
+        now: float,
+        hold_s: float,
+    ) -> tuple[Rung, bool]:
+        """The rung to go to instead of `fit`, and whether it is `current` held."""
+        if current is None or not self.keeps(current) or self.keeps(fit) or not near or not last:
+            self.since = None
+            return fit, False
+        if current.index < last.index:
+            return last, False  # first down to the last rung that keeps it, at once
+        if self.since is None:
+            self.since = now
+        if now - self.since < hold_s:
+            return current, True
+        return fit, False
+
+
+@dataclass
 class RungSelector:
     """Chooses a rung from a moving budget, with hysteresis against oscillation."""
 
@@ -328,8 +357,13 @@ class RungSelector:
     current: Rung | None = None
     video_back_at: float | None = None  # when video last came back after stills
     _fits_up_since: float | None = field(default=None, repr=False)
-    _video_unfit_since: float | None = field(default=None, repr=False)
-    _stills_unfit_since: float | None = field(default=None, repr=False)
+    _video_boundary: _Boundary = field(
+        default_factory=lambda: _Boundary(lambda rung: rung.has_video), repr=False
+    )
+    _stills_boundary: _Boundary = field(
+        default_factory=lambda: _Boundary(lambda rung: rung.has_video or rung.has_stills),
+        repr=False,
+    )
     _reached_at: float = field(default=-1e9, repr=False)
     _holds: dict[int, float] = field(default_factory=dict, repr=False)
     changes: int = 0
@@ -342,38 +376,21 @@ class RungSelector:
         fit = self.ladder.best_squeezed_fit(budget_bps)
         current = self.current
         last_video = self.ladder.last_video
-        near = last_video is not None and budget_bps >= self.near_video_share * (
+        near_video = last_video is not None and budget_bps >= self.near_video_share * (
             last_video.squeezed_cost_bps(self.ladder.squeeze_of(last_video))
         )
-        if current is not None and current.has_video and not fit.has_video and last_video and near:
-            if current.index < last_video.index:
-                fit = last_video  # first down to the last video rung, at once
-            else:
-                if self._video_unfit_since is None:
-                    self._video_unfit_since = now
-                if now - self._video_unfit_since < self.stills_after_s:
-                    return current
-        else:
-            self._video_unfit_since = None
         last_stills = self.ladder.last_stills
-        if (
-            current is not None
-            and current.has_stills
-            and not (fit.has_stills or fit.has_video)
-            and last_stills is not None
-            and budget_bps >= self.near_stills_share * last_stills.cost_bps
+        near_stills = (
+            last_stills is not None and budget_bps >= self.near_stills_share * last_stills.cost_bps
+        )
+        for boundary, last, near in (
+            (self._video_boundary, last_video, near_video),
+            (self._stills_boundary, last_stills, near_stills),
         ):
-            if current.index < last_stills.index:
-                fit = last_stills  # first down to the thinnest stills, at once
-            else:
-                if self._stills_unfit_since is None:
-                    self._stills_unfit_since = now
-                if now - self._stills_unfit_since < self.stills_after_s:
-                    return current
-        else:
-            self._stills_unfit_since = None
+            fit, held = boundary.hold(current, fit, last, near, now, self.stills_after_s)
+            if held:
+                return fit
         if current is None or fit.index > current.index:
-            self._video_unfit_since = self._stills_unfit_since = None
             if (
                 current is not None
                 and current.has_video
@@ -427,7 +444,7 @@ class RungSelector:
         """Back to the rung of before an outage at once: its rate was tried, and a climb
         from audio only, a rung at a time, had kept the exam camera off for 12 s after a
         10 s outage on `outage`."""
-        self._fits_up_since = self._video_unfit_since = None
+        self._fits_up_since = self._video_boundary.since = self._stills_boundary.since = None
         self._move(rung, now)
 
     def _move(self, rung: Rung, now: float) -> None:
