@@ -72,6 +72,18 @@ def encode_within(image: npt.NDArray[np.uint8], step: StillStep, camera: str) ->
     return encode_still(scaled(image, BOXES[step.box]), camera, "jpeg", QUALITIES[step.quality])
 
 
+def encode_fitting(
+    image: npt.NDArray[np.uint8], step: StillStep, camera: str, target_bytes: float
+) -> tuple[EncodedStill, StillStep]:
+    """JPEG of `image` at `step`, or at the first smaller step that fits `target_bytes`
+    (the smallest if none does). CPU work: run in a thread."""
+    still = encode_within(image, step, camera)
+    while len(still.data) > target_bytes and step.smaller() != step:
+        step = step.smaller()
+        still = encode_within(image, step, camera)
+    return still, step
+
+
 class StillsMode:
     """Sends the exam camera's picture every `interval_s` while a budget is set."""
 
@@ -128,14 +140,16 @@ class StillsMode:
         if image is None or self._channel.readyState != "open":
             return
         target = self.budget_bps * self.interval_s / 8
-        still = await asyncio.to_thread(encode_within, image, self.step, self._camera)
-        # One step per picture towards the byte target: the scene changes slowly.
-        if len(still.data) > target and self.step.smaller() != self.step:
-            self.step = self.step.smaller()
-        elif len(still.data) < 0.6 * target:
+        # Down at once to a step that fits (one step a picture skipped a picture per step
+        # after each cut on `edge`, where the budget moves between 24 and 8 kbit/s), and
+        # up one step a picture: the scene changes slowly.
+        still, self.step = await asyncio.to_thread(
+            encode_fitting, image, self.step, self._camera, target
+        )
+        if len(still.data) < 0.6 * target:
             self.step = self.step.larger()
         if len(still.data) > 2 * target and self.sent:
-            # Far over budget (the scene got busy): skip rather than flood the link.
+            # Far over budget even at the smallest step: skip rather than flood the link.
             return
         if self._channel.bufferedAmount > len(still.data):
             return  # the previous picture has not left yet

@@ -1,0 +1,36 @@
+"""Periodic stills fit their byte budget in one picture, not one quality step a picture."""
+
+from __future__ import annotations
+
+from telecart.cart_agent.stills_mode import StillStep, encode_fitting, encode_within
+from telecart.devices.camera_sim import render_test_scene
+
+SCENE = render_test_scene(1280, 720, "exam", 3.0)
+
+
+def test_a_picture_over_its_budget_is_re_encoded_smaller_until_it_fits() -> None:
+    start = StillStep(1, 1)  # 640x360 at quality 75
+    first = encode_within(SCENE, start, "exam")
+    target = len(first.data) / 3  # the budget fell from 24 to 8 kbit/s
+    still, step = encode_fitting(SCENE, start, "exam", target)
+    assert len(still.data) <= target < len(first.data)
+    # The first step down that fits: the one before it does not.
+    previous = start
+    while previous.smaller() != step:
+        previous = previous.smaller()
+    assert len(encode_within(SCENE, previous, "exam").data) > target
+
+
+def test_a_picture_within_its_budget_keeps_its_step() -> None:
+    start = StillStep(1, 1)
+    first = encode_within(SCENE, start, "exam")
+    still, step = encode_fitting(SCENE, start, "exam", len(first.data) * 2)
+    assert step == start and still.data == first.data
+
+
+def test_the_smallest_step_is_sent_when_nothing_fits() -> None:
+    smallest = StillStep(0, 0)
+    while smallest.smaller() != smallest:
+        smallest = smallest.smaller()
+    still, step = encode_fitting(SCENE, StillStep(1, 1), "exam", 10)
+    assert step == smallest and len(still.data) > 10
