@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from typing import Literal
 
 TrackRole = Literal["stethoscope", "voice", "exam", "room"]
@@ -221,13 +222,15 @@ class QualityLadder:
     # (`step`).
     last_video_squeeze: float = 0.45
 
-    @property
+    # Both are read for every rung on every selection (`squeeze_of`); the rungs never
+    # change, so each is found once.
+    @cached_property
     def last_video(self) -> Rung | None:
         """The worst rung that still sends video."""
         videos = [r for r in self.rungs if r.has_video]
         return videos[-1] if videos else None
 
-    @property
+    @cached_property
     def last_stills(self) -> Rung | None:
         """The worst rung that still sends stills."""
         stills = [r for r in self.rungs if r.has_stills]
