@@ -161,16 +161,6 @@ def _rung(cart: Any) -> str | None:
     return allocation.rung.label if allocation else None
 
 
-def _retransmissions(cart: Any) -> tuple[int, int]:
-    """(sent, dropped by the cap) retransmissions over the cart's whole session."""
-    from telecart.cart_agent.retransmission_budget import RetransmissionBudget
-
-    consultation = cart.consultation
-    taps = consultation.rate_controller._taps if consultation else []
-    budgets = [tap for tap in taps if isinstance(tap, RetransmissionBudget)]
-    return sum(b.passed for b in budgets), sum(b.dropped for b in budgets)
-
-
 async def agent(url: str, token: str, data_dir: Path) -> None:
     from telecart.cart_agent.agent import CartAgent, ConsultationRequest
     from telecart.config import AgentConfig
@@ -198,7 +188,9 @@ async def agent(url: str, token: str, data_dir: Path) -> None:
                 stored={k: v["still_id"] for k, v in outbox.stills.stored.items()},
                 renegotiations=cart.reconnector.renegotiations,
                 rung=_rung(cart),
-                rtx=_retransmissions(cart),
+                rtx=cart.consultation.rate_controller.retransmissions
+                if cart.consultation
+                else (0, 0),
             )
 
     async def still() -> None:

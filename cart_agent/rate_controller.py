@@ -324,6 +324,12 @@ class RateController:
         """Transport-wide feedback packets received so far (every 50–100 ms from Chrome)."""
         return sum(t.feedback_packets for t in self._taps if isinstance(t, TransportCcTap))
 
+    @property
+    def retransmissions(self) -> tuple[int, int]:
+        """Retransmissions sent and dropped by the cap so far (`retransmission_budget.py`)."""
+        budgets = [t for t in self._taps if isinstance(t, RetransmissionBudget)]
+        return sum(b.passed for b in budgets), sum(b.dropped for b in budgets)
+
     def link_changed(self, state: str) -> None:
         """The media watchdog's verdict (media_watchdog.py). While media is lost, video
         is paused: frames sent into a dead link only leave a gap the receiver must wait
