@@ -351,11 +351,12 @@ class RungSelector:
     # back within a second or two (on `step` video and stills alternated every few s).
     stills_after_s: float = 2.0
     near_video_share: float = 0.8  # ...unless the budget is below this share of its cost
-    # Likewise stills give way to audio only: on `edge` each delay-based cut put the
-    # budget a few kbit/s under the thinnest stills for a second or two, and the exam
-    # picture then stayed off until the climb back (one still a minute short of the goal,
-    # gaps of 16 s).
-    near_stills_share: float = 0.8
+    # Likewise stills give way to audio only, but later: on `edge` each delay-based cut
+    # put the budget under the thinnest stills for 3-6 s, the exam picture then stayed
+    # off until the climb back (gaps of 9-16 s against a goal of 5), and the stills are
+    # a few kbit/s under SCTP's own congestion control.
+    audio_only_after_s: float = 5.0
+    near_stills_share: float = 0.75
     unproven_step: float = 1.3  # see `select`
     current: Rung | None = None
     video_back_at: float | None = None  # when video last came back after stills
@@ -386,23 +387,23 @@ class RungSelector:
         near_stills = (
             last_stills is not None and budget_bps >= self.near_stills_share * last_stills.cost_bps
         )
-        for boundary, last, near in (
-            (self._video_boundary, last_video, near_video),
-            (self._stills_boundary, last_stills, near_stills),
+        for boundary, last, near, hold_s in (
+            (self._video_boundary, last_video, near_video, self.stills_after_s),
+            (self._stills_boundary, last_stills, near_stills, self.audio_only_after_s),
         ):
-            fit, held = boundary.hold(current, fit, last, near, now, self.stills_after_s)
+            fit, held = boundary.hold(current, fit, last, near, now, hold_s)
             if held:
                 return fit
         if current is None or fit.index > current.index:
             if (
                 current is not None
-                and current.has_video
+                and (last_stills is None or current.index < last_stills.index)
                 and now - self._reached_at < self.failed_up_window_s
             ):
                 # The step up did not hold (on a 384 kbit/s link, turning the room camera
-                # on cost two keyframes and 49 % loss): try that rung less eagerly. Rungs
-                # without video differ by a few kbit/s of audio or stills and cost no
-                # keyframe: backing off from them kept `edge` on audio only for 17 s.
+                # on cost two keyframes and 49 % loss; on `edge` richer audio beside the
+                # stills cost 13 % loss): try that rung less eagerly. Not the thinnest
+                # stills: backing off from them kept `edge` on audio only for 17 s.
                 self._holds[current.index] = min(2 * self.hold_s(current), self.max_hold_s)
             self._move(fit, now)
             self._fits_up_since = None

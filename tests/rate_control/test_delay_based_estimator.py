@@ -131,3 +131,39 @@ def test_an_overuse_cut_keeps_the_data_channels_share_of_the_link() -> None:
     assert overused
     # 85 % of what the link carried: the RTP acknowledged plus the data channels.
     assert lowest == pytest.approx(lowest_bare + 0.85 * 60_000, rel=0.05)
+
+
+def _with_a_data_channel_burst(burst_packets: int) -> tuple[float, bool]:
+    """RTP at 80 kbit/s and data channels at 20 kbit/s (unnumbered, known to the
+    estimator only as `untracked_bps`) on a 128 kbit/s link; at 3 s a still's packets
+    go out on the data channel at once. Lowest target, and whether overuse was seen."""
+    link = PacketLink(constant(128_000), delay_s=0.1, queue_s=1.0)
+    estimator = DelayBasedEstimator(estimate_bps=110_000, untracked_bps=20_000)
+    sends = [(i * 0.04, True, 400) for i in range(150)]
+    sends += [(0.013 + i * 0.1, False, 250) for i in range(60)]
+    sends += [(3.0 + i * 1e-4, False, 1100) for i in range(burst_packets)]
+    pending: list[PacketResult] = []
+    lowest, overused, sequence, feedback_at = estimator.estimate_bps, False, 0, 0.05
+    for at, numbered, size in sorted(sends):
+        while feedback_at <= at:
+            arrived = [p.sequence for p in pending if p.arrival_s and p.arrival_s <= feedback_at]
+            if arrived:
+                report = [p for p in pending if p.sequence <= max(arrived)]
+                pending = pending[len(report) :]
+                estimator.on_feedback(report, feedback_at + 0.1)
+                lowest = min(lowest, estimator.estimate_bps)
+                overused |= estimator.reason == "delay rising"
+            feedback_at += 0.05
+        arrival = link.send(at, size)
+        if numbered:
+            pending.append(PacketResult(sequence, at, size, arrival))
+            sequence += 1
+    return lowest, overused
+
+
+def test_a_data_channel_burst_costs_a_step_from_the_steady_rate_not_from_the_dip() -> None:
+    # The still holds the RTP back for a moment: 47 kbit/s acknowledged over 0.5 s of a
+    # steady 80. A cut from that dip took `edge` to the floor and the stills off for 6 s.
+    lowest, overused = _with_a_data_channel_burst(4)
+    assert overused
+    assert lowest >= 0.7 * (80_000 + 20_000)

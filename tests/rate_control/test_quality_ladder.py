@@ -248,21 +248,39 @@ def test_without_video_the_ladder_climbs_in_small_steps() -> None:
     assert climbed[-1] == LADDER.last_video
 
 
-def test_stills_hold_through_a_short_dip_and_give_way_to_audio_only_after_2_s() -> None:
+def test_stills_hold_through_a_dip_and_give_way_to_audio_only_after_5_s() -> None:
     thinnest = LADDER.last_stills
     assert thinnest is not None and thinnest.index == LADDER.floor.index - 1
     selector = RungSelector(LADDER)
     selector.select(thinnest.cost_bps / 0.95, 0.0)  # down from the top, at once
     assert selector.current == thinnest
-    dip = 0.86 * thinnest.cost_bps  # a 15 % cut on `edge`
+    dip = 0.8 * thinnest.cost_bps  # a 15 % cut on `edge`, data channels taken off
     assert selector.select(dip, 1.0) == thinnest
-    assert selector.select(dip, 2.5) == thinnest
-    assert selector.select(thinnest.cost_bps, 2.8) == thinnest  # back: the clock restarts
-    assert selector.select(dip, 3.0) == thinnest
-    assert selector.select(dip, 5.1) == LADDER.floor
+    assert selector.select(dip, 5.5) == thinnest
+    assert selector.select(thinnest.cost_bps, 5.8) == thinnest  # back: the clock restarts
+    assert selector.select(dip, 6.0) == thinnest
+    assert selector.select(dip, 10.9) == thinnest
+    assert selector.select(dip, 11.1) == LADDER.floor
     collapse = RungSelector(LADDER)
     collapse.select(thinnest.cost_bps, 0.0)
-    assert collapse.select(0.5 * thinnest.cost_bps, 0.5) == LADDER.floor
+    assert collapse.select(0.7 * thinnest.cost_bps, 0.5) == LADDER.floor
+
+
+def test_richer_audio_beside_stills_that_did_not_hold_is_tried_less_often() -> None:
+    thinnest = LADDER.last_stills
+    assert thinnest is not None
+    richer = LADDER.rungs[thinnest.index - 1]  # sharper stills
+    assert richer.has_stills and not richer.has_video
+    selector = RungSelector(LADDER, up_hold_s=2.0)
+    selector.select(thinnest.cost_bps, 0.0)
+    selector.select(richer.cost_bps, 1.0)
+    assert selector.select(richer.cost_bps, 3.0) == richer
+    assert selector.select(thinnest.cost_bps, 4.0) == thinnest  # it did not hold
+    assert selector.hold_s(richer) == 4.0
+    # The thinnest stills are never backed off: audio only for long is what they avoid.
+    selector.select(0.5 * thinnest.cost_bps, 5.0)
+    assert selector.current == LADDER.floor
+    assert selector.hold_s(thinnest) == 2.0
 
 
 def test_richer_stills_step_down_to_the_thinnest_before_audio_only() -> None:
