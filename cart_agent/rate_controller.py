@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,7 +144,13 @@ class OtherTraffic:
 
     bps: float = 0.0
     smoothing: float = 0.9
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=2))  # raw, per step
     _last: tuple[float, int, int, int, int] | None = None
+
+    @property
+    def recent_bps(self) -> float:
+        """The highest raw rate of the last two steps (about a second): bursts included."""
+        return max(self.recent, default=0.0)
 
     def add(self, now: float, transport: tuple[int, int], samples: list[SenderSample]) -> None:
         rtp_bytes = sum(x.bytes_sent for x in samples)
@@ -158,6 +165,7 @@ class OtherTraffic:
         # a packet) where the senders count payload only; then IPv4 + UDP per packet.
         payload -= (rtp_packets - last[4]) * RTP_FRAMING_BYTES
         other = max(0.0, (payload + packets * IP_UDP_BYTES) * 8 / (now - last[0]))
+        self.recent.append(other)
         self.bps = self.smoothing * self.bps + (1 - self.smoothing) * other
 
 
@@ -230,6 +238,7 @@ class RateController:
     def _on_transport_feedback(self, results: list[PacketResult]) -> None:
         delay = self.delay_estimator
         delay.untracked_bps = self._other_traffic.bps
+        delay.untracked_recent_bps = self._other_traffic.recent_bps
         delay.on_feedback(results, self._clock())
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
