@@ -162,6 +162,11 @@ class TrendlineDetector:
         self._threshold_at = now
 
 
+def _behind(sent_bps: float | None, acked_bps: float | None) -> bool:
+    """The receiver got clearly less than was sent over the same window."""
+    return sent_bps is not None and acked_bps is not None and acked_bps < 0.85 * sent_bps
+
+
 def _slope(points: Iterable[tuple[float, float]]) -> float | None:
     values = list(points)
     mean_x = sum(x for x, _ in values) / len(values)
@@ -351,14 +356,12 @@ class DelayBasedEstimator:
     @property
     def link_behind(self) -> bool:
         """The receiver gets clearly less than the cart sends: the cart fills a queue."""
-        sent, acked = self.sent_bps, self.acked_bps
-        return sent is not None and acked is not None and acked < 0.85 * sent
+        return _behind(self.sent_bps, self.acked_bps)
 
     @property
     def steadily_behind(self) -> bool:
         """`link_behind` over the steady window too: a capacity drop, not a short dip."""
-        sent, acked = self.steady_sent_bps, self.steady_acked_bps
-        return self.link_behind and sent is not None and acked is not None and acked < 0.85 * sent
+        return self.link_behind and _behind(self.steady_sent_bps, self.steady_acked_bps)
 
     @property
     def usual_loss(self) -> float:
@@ -374,15 +377,12 @@ class DelayBasedEstimator:
         elapsed = 0.0 if self._last_change_at is None else min(now - self._last_change_at, 1.0)
         self._last_change_at = now
         acked = None if self.acked_bps is None else self.acked_bps + self.untracked_bps
-        carried = (
-            None
-            if self.acked_bps is None
-            else self.acked_bps + max(self.untracked_bps, self.untracked_recent_bps)
-        )
         can_decrease = now - self._last_decrease_at >= max(0.3, self.rtt_s)
         if usage is Usage.OVERUSING:
             if can_decrease:
-                basis = carried if carried is not None else self.estimate_bps
+                basis = self.estimate_bps
+                if self.acked_bps is not None:  # what the link carried, bursts included
+                    basis = self.acked_bps + max(self.untracked_bps, self.untracked_recent_bps)
                 if acked is not None and self.steady_acked_bps and not self.steadily_behind:
                     basis = max(basis, self.steady_acked_bps + self.untracked_bps)
                 if self.app_limited and not self.link_behind:

@@ -266,7 +266,7 @@ def test_stills_hold_through_a_dip_and_give_way_to_audio_only_after_5_s() -> Non
     assert collapse.select(0.7 * thinnest.cost_bps, 0.5) == LADDER.floor
 
 
-def test_richer_audio_beside_stills_that_did_not_hold_is_tried_less_often() -> None:
+def test_a_richer_rung_beside_stills_that_did_not_hold_is_tried_less_often() -> None:
     thinnest = LADDER.last_stills
     assert thinnest is not None
     richer = LADDER.rungs[thinnest.index - 1]  # sharper stills
