@@ -56,6 +56,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("longest_audio_gap_ms", "longest audio gap ms", "{:.0f}"),
     ("ttff_s", "first frame s", "{:.2f}"),
     ("recovery_s", "recovery s", "{:.1f}"),
+    ("rise_s", "s to 80 % of a risen link", "{:.1f}"),
     ("exam_fps_mean", "exam camera fps", "{:.1f}"),
     ("exam_height_median", "exam median height", "{:.0f}"),
     ("exam_stall_total_s", "exam stall total s", "{:.1f}"),

@@ -20,7 +20,10 @@ Definitions (docs/media-benchmark.md):
   (the edge goal: a still at least every 5 s);
 - recovery (profiles whose uplink steps or goes down): seconds from the change until the
   last frame with glass-to-glass ≥ delay + 400 ms, or the last stall, before the next
-  change; `None` ("never") when that is within 2 s of the next change.
+  change; `None` ("never") when that is within 2 s of the next change;
+- rise (profiles whose uplink capacity goes up, `step` at 40 s): seconds from the rise
+  until the link's delivered rate, a 1 s mean, first reaches `RISE_SHARE` of the new
+  capacity (the step goal: 80 % of 1000 kbit/s within 10 s); `None` when it never does.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ GAP_CONCEALED = 0.5
 AUDIO_POLL_MS = 50.0
 RECOVERY_MARGIN_MS = 400.0
 RECOVERY_HOLD_S = 2.0
+RISE_SHARE = 0.8
+RISE_MEAN_S = 1.0
 SETTLE_S = 10.0  # the rural-3g goal: no freeze over 1 s after the first 10 s
 G2G_PLAUSIBLE_MS = (-50.0, 120_000.0)
 
@@ -135,6 +140,26 @@ def recovery_s(
     return round(last_bad - start, 1)
 
 
+def _rises(profile: Profile) -> list[tuple[float, float]]:
+    """(time, new kbit/s) of each step up in the uplink's rate trace."""
+    steps = [(0.0, profile.up.rate_kbps), *profile.up.rate_trace]
+    return [(t, kbps) for (_, before), (t, kbps) in itertools.pairwise(steps) if kbps > before]
+
+
+def rise_s(profile: Profile, series: list[dict[str, float]], end_s: float) -> float | None:
+    """Seconds after the uplink's first rise until it carries `RISE_SHARE` of the new rate."""
+    rises = [(t, kbps) for t, kbps in _rises(profile) if t < end_s]
+    if not rises:
+        return None
+    start, kbps = rises[0]
+    window = [(r["t"], r["up_kbps"]) for r in series if start < r["t"] <= end_s]
+    for i, (t, _) in enumerate(window):
+        recent = [k for u, k in window[: i + 1] if u > t - RISE_MEAN_S]
+        if t - start >= RISE_MEAN_S and statistics.fmean(recent) >= RISE_SHARE * kbps:
+            return round(t - start, 1)
+    return None
+
+
 def figures(data: RunData) -> dict[str, Any]:
     """The reported numbers of one run (see the module docstring)."""
     seconds = data.seconds
@@ -191,6 +216,8 @@ def figures(data: RunData) -> dict[str, Any]:
     }
     if _link_changes(data.profile):
         result["recovery_s"] = recovery_s(data.profile, room, seconds)
+    if _rises(data.profile):
+        result["rise_s"] = rise_s(data.profile, series, seconds)
     if "exam" in roles:
         result.update(_exam_figures(data, samples, end_ms))
     if data.error:

@@ -23,7 +23,11 @@ WelcomeHandler = Callable[[Welcome], Awaitable[None]]
 # TCP, the WebSocket upgrade and hello/welcome are three round trips: 4.5 s at the 1.5 s
 # round trip of a poor satellite link.
 CONNECT_TIMEOUT_S = 10.0
-HEARTBEAT_S = 5.0  # a half-dead socket (link down) is noticed within ~1.5 times this
+# aiohttp pings after this long without traffic and gives the pong half of it: a dead
+# socket is noticed within 1.5 times this. At 5 s the 2.5 s wait closed the signalling
+# (1006) on `bursty`, where a lost TCP segment and its retransmissions took longer; 4 s
+# covers a 1.5 s round trip plus one retransmission.
+HEARTBEAT_S = 8.0
 URGENT_DELAYS_S = (0.2, 1.0)  # between attempts while a consultation waits for the server
 # While urgent, a new attempt starts this often even if earlier ones still hang: a SYN
 # lost in an outage is resent by the kernel only 1, 3 and 7 s later, so an attempt begun

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.media import smoke_failures, table
-from bench.media_metrics import figures, recovery_s, stalls
+from bench.media_metrics import figures, recovery_s, rise_s, stalls
 from bench.media_run import RunData
 from bench.netlab.profiles import load_profile
 
@@ -98,3 +98,18 @@ def test_smoke_fails_when_a_sender_never_shows_a_frame_on_good() -> None:
         "aiortc: no video frame decoded on 'good'"
     ]
     assert "telecart÷aiortc" in table("good", entry)
+
+
+def test_rise_is_when_the_link_first_carries_80_percent_of_its_new_rate_for_a_second() -> None:
+    profile = load_profile("step")  # → 1000 kbit/s at 40 s
+    climbing = [
+        {"t": 40 + i / 10, "up_kbps": 300.0 + 50.0 * (i // 10), "up_capacity_kbps": 1000.0}
+        for i in range(1, 201)
+    ]
+    # 50 k more each second; the ten 100 ms bins from 50.0 to 50.9 s all carry 800 k.
+    assert rise_s(profile, climbing, 60.0) == 10.9
+    flat = [dict(row, up_kbps=700.0) for row in climbing]
+    assert rise_s(profile, flat, 60.0) is None
+    spike = [dict(row, up_kbps=1000.0 if row["t"] == 41.0 else 300.0) for row in climbing]
+    assert rise_s(profile, spike, 60.0) is None  # one 100 ms bin is not a second
+    assert rise_s(load_profile("edge"), climbing, 60.0) is None

@@ -122,13 +122,15 @@ def test_selector_steps_down_at_once_and_up_after_a_hold_to_what_fitted() -> Non
     assert low > last_video.index and 3.0 <= t <= 3.5
     # Up only after a hold, and from stills to the last video rung before any better one.
     path: list[tuple[float, int]] = []
-    while not path or path[-1][1] > 1:
+    while not path or path[-1][1] > 0:
         path.append(_until_change(selector, 5_000_000, (path[-1][0] if path else t) + 0.25))
     assert path[0][0] - t >= 4.0
     first_video = next(index for _, index in path if LADDER.rungs[index].has_video)
     assert first_video == last_video.index
-    # Rung 0 was left within 10 s of reaching it: it waits twice as long, rung 1 does not.
-    assert path[-1][1] == 1
+    # Every rung on the way up waited its plain hold: those on the way down (the start
+    # rung, the last video rung) did not fail a step up.
+    assert all(b - a >= 4.0 for (a, _), (b, _) in itertools.pairwise(path))
+    assert all(selector.hold_s(rung) == 4.0 for rung in LADDER.rungs)
     middle = LADDER.rungs[8].cost_bps * 1.2  # down at once to what fits, squeezed
     assert selector.select(middle, path[-1][0] + 0.5) == LADDER.best_squeezed_fit(middle)
 
@@ -197,6 +199,27 @@ def test_a_step_up_that_does_not_hold_is_tried_again_only_after_a_longer_hold() 
     selector.select(between, 5.0)
     assert selector.select(between, 8.0) == low
     assert selector.select(between, 9.0) == high
+
+
+def test_rungs_passed_going_down_keep_their_hold_and_a_step_up_that_held_is_forgiven() -> None:
+    selector = RungSelector(LADDER, up_hold_s=2.0)
+    top, middle, low = LADDER.rungs[0], LADDER.rungs[5], LADDER.rungs[8]
+    selector.select(top.cost_bps, 0.0)
+    selector.select(middle.cost_bps, 20.0)  # `step`'s drop: 0 → 5 → 8 in half a second
+    assert selector.select(low.cost_bps, 20.5) == low
+    assert selector.hold_s(middle) == selector.hold_s(low) == 2.0
+    # A failed step up doubles the hold; once a step up holds for 10 s it is plain again.
+    between = LADDER.rungs[7].cost_bps * 1.05
+    selector.select(between, 21.0)
+    assert selector.select(between, 23.0) == LADDER.rungs[7]
+    selector.select(low.cost_bps, 24.0)
+    assert selector.hold_s(LADDER.rungs[7]) == 4.0
+    selector.select(between, 25.0)
+    assert selector.select(between, 29.0) == LADDER.rungs[7]
+    assert selector.select(between, 38.0) == LADDER.rungs[7]
+    assert selector.hold_s(LADDER.rungs[7]) == 4.0
+    assert selector.select(between, 39.5) == LADDER.rungs[7]
+    assert selector.hold_s(LADDER.rungs[7]) == 2.0
 
 
 def test_a_rung_in_stills_mode_says_what_its_stills_may_send() -> None:
