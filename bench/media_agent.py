@@ -3,7 +3,9 @@
 `TELECART_SERVER_URL=ws://… TELECART_CART_TOKEN=… python -m bench.media_agent` runs the
 real `CartAgent` with `DevicesConfig.simulated()`, asks for one cardiology consultation,
 and runs until its stdin closes (or SIGTERM). With `TELECART_BENCH_STETHOSCOPE_WAV` set,
-the stethoscope plays that WAV in a loop (bench/stethoscope.py).
+the stethoscope plays that WAV in a loop (bench/stethoscope.py). With
+`TELECART_BENCH_INITIAL_UPLINK_KBPS` set, rate control starts there (the agent's
+`initial_uplink_kbps`, as a technician sets it for a known link), not at 300.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ async def _serve(data_dir: Path) -> int:
         server_url=os.environ["TELECART_SERVER_URL"],
         token=os.environ["TELECART_CART_TOKEN"],
         data_dir=data_dir,
+        initial_uplink_kbps=int(os.environ.get("TELECART_BENCH_INITIAL_UPLINK_KBPS", "300")),
     )
     agent = CartAgent(
         config, DevicesConfig.simulated(), ConsultationRequest("cardiology", reason="benchmark")

@@ -14,7 +14,6 @@ from typing import Any
 from aiortc import RTCIceServer
 from aiortc.mediastreams import MediaStreamTrack
 
-from telecart.cart_agent.bandwidth_estimator import BandwidthEstimator, EstimatorConfig
 from telecart.cart_agent.cart_devices import CartDevices
 from telecart.cart_agent.control_channel import (
     Command,
@@ -115,7 +114,7 @@ class Consultation:
         self.rate_controller = RateController(
             self.peer.senders(),
             self._publish_quality,
-            estimator=BandwidthEstimator(EstimatorConfig(start_bps=initial_uplink_kbps * 1000)),
+            start_bps=initial_uplink_kbps * 1000,
             on_allocation=self._allocation,
         )
         self._frames_at = {

@@ -25,8 +25,8 @@ from typing import Any
 
 from aiortc import RTCRtpSender
 
-from .bandwidth_estimator import BandwidthEstimator, LinkReport
-from .delay_based_estimator import DelayBasedEstimator
+from .bandwidth_estimator import BandwidthEstimator, EstimatorConfig, LinkReport
+from .delay_based_estimator import DelayBasedEstimator, GccConfig
 from .encoder_control import AdaptiveVp8Encoder, VideoLayer, encoder_of
 from .opus_settings import PROFILES, AdaptiveOpusEncoder
 from .quality_ladder import (
@@ -178,6 +178,7 @@ class RateController:
         publish: Publish,
         *,
         ladder: QualityLadder | None = None,
+        start_bps: float | None = None,
         estimator: BandwidthEstimator | None = None,
         delay_estimator: DelayBasedEstimator | None = None,
         on_allocation: Callable[[Allocation], None] | None = None,
@@ -187,8 +188,13 @@ class RateController:
     ) -> None:
         self.senders = dict(senders)
         self.ladder = ladder or QualityLadder.build(tuple(self.senders))
-        self.estimator = estimator or BandwidthEstimator()
-        self.delay_estimator = delay_estimator or DelayBasedEstimator()
+        # Both estimators start at `start_bps` (the agent's `initial_uplink_kbps`): the
+        # receiver-report one rules until transport-wide feedback arrives, the delay-based
+        # one after; a configured start that only one of them took was undone a second in.
+        rr_config = EstimatorConfig() if start_bps is None else EstimatorConfig(start_bps=start_bps)
+        gcc_config = GccConfig() if start_bps is None else GccConfig(start_bps=start_bps)
+        self.estimator = estimator or BandwidthEstimator(rr_config)
+        self.delay_estimator = delay_estimator or DelayBasedEstimator(gcc_config)
         self._taps: list[TransportCcTap | RetransmissionBudget] = []
         self._other_traffic = OtherTraffic()
         self._was_in_outage = False

@@ -22,6 +22,7 @@ from telecart.cart_agent.encoder_control import (
 from telecart.cart_agent.opus_settings import AdaptiveOpusEncoder, install_opus_settings
 from telecart.cart_agent.quality_score import QualityState
 from telecart.cart_agent.rate_controller import RateController
+from telecart.cart_agent.transport_cc import PacketResult
 
 from .keyframe_storm import moving_frames
 
@@ -141,6 +142,30 @@ async def test_rate_controller_reads_reports_and_sets_the_encoders(
     assert controller.allocation is not None
     assert exam.layer.bitrate_bps == controller.allocation.bitrates_bps["exam"]
     assert received
+
+
+async def test_a_configured_start_holds_on_both_estimators_paths(
+    call: tuple[RTCRtpSender, RTCRtpSender, list[int]],
+) -> None:
+    """`initial_uplink_kbps` for an EDGE clinic: the first rung fits it, and so does the
+    rung once transport-wide feedback takes over (it once restarted from 300 kbit/s)."""
+    video, audio, _ = call
+
+    async def publish(state: QualityState) -> None:
+        pass
+
+    start = 100_000
+    controller = RateController({"exam": video, "stethoscope": audio}, publish, start_bps=start)
+    first = controller.step(None, 0.0)
+    assert controller.allocation is not None
+    assert controller.allocation.budget_bps == start
+    # Feedback from a browser: 20 packets in 100 ms, all arriving on time.
+    packets = [PacketResult(i, i * 0.005, 300, 0.05 + i * 0.005) for i in range(20)]
+    controller.delay_estimator.on_feedback(packets, 0.2)
+    controller.step(None, 0.3)
+    assert controller.delay_estimator.fresh(0.3)
+    assert controller.allocation.budget_bps <= 1.05 * start
+    assert controller.allocation.rung.index >= first.rung
 
 
 @pytest.fixture
