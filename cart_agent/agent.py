@@ -17,6 +17,7 @@ from telecart.cart_agent.consultation import Consultation, StillSettings
 from telecart.cart_agent.ice_addresses import restrict_host_addresses
 from telecart.cart_agent.journey_client import JourneyClient
 from telecart.cart_agent.lifecycle import cancel_and_wait
+from telecart.cart_agent.link_memory import LinkMemory
 from telecart.cart_agent.peer import ice_servers_from_json
 from telecart.cart_agent.reconnect import MediaReconnector, SessionOutbox
 from telecart.cart_agent.signalling_loop import NotConnectedError, SignallingLoop
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
 TURN_TIMEOUT_S = 3.0  # a cart offering again while the link is down must not hang here
+MIN_START_KBPS = 50  # the lowest `initial_uplink_kbps` the config allows
 REJOIN_CHECK_S = 1.5  # how long a reconnected agent looks for media before offering again
 
 MessageObserver = Callable[[Message], None]
@@ -95,6 +97,7 @@ class CartAgent:
             urgent=self._in_consultation,
         )
         self._still_settings = StillSettings(config.still_format, config.still_jpeg_quality)
+        self.link_memory = LinkMemory.in_dir(config.data_dir)
         self._http: aiohttp.ClientSession | None = None
         self.journey: JourneyClient | None = None  # the journey API, once started
         self._run_task: asyncio.Task[None] | None = None
@@ -307,7 +310,7 @@ class CartAgent:
                 self._send,
                 self._still_settings,
                 on_failed=lambda: self._spawn(self._restart(session_id), "restart-media"),
-                initial_uplink_kbps=self._config.initial_uplink_kbps,
+                initial_uplink_kbps=await self.initial_uplink_kbps(),
             )
             self.consultation = consultation
             self.reconnector.offered()
@@ -380,6 +383,19 @@ class CartAgent:
         if consultation is not None:
             await consultation.close()
             log.info("session %s: media closed", consultation.session_id)
+            settled = consultation.rate_controller.settled_bps
+            if settled is not None:
+                await self.link_memory.remember(settled)
+
+    async def initial_uplink_kbps(self) -> int:
+        """The configured start, or lower where the last call settled (`link_memory.py`)."""
+        configured = self._config.initial_uplink_kbps
+        remembered = await self.link_memory.recall()
+        if remembered is None or remembered / 1000 >= configured:
+            return configured
+        start = max(MIN_START_KBPS, int(remembered / 1000))
+        log.info("rate control starts at %d kbit/s, where the last call settled", start)
+        return start
 
     async def _upload(self, session_id: str, still: EncodedStill) -> dict[str, Any]:
         assert self._http is not None

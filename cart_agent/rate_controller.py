@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -49,6 +50,8 @@ CLOCK_RATES: Mapping[str, int] = {"audio": 48_000, "video": 90_000}
 RTP_FRAMING_BYTES = 38
 IP_UDP_BYTES = 28
 SETTLE_AFTER_STILLS_S = 3.0  # no spare budget for video this soon after stills
+SETTLED_WINDOW_S = 60.0  # `settled_bps`: the estimate's median over this long...
+SETTLED_MIN_S = 20.0  # ...once the samples span this long (a short call proves little)
 
 
 @dataclass
@@ -213,6 +216,16 @@ class RateController:
         self._last_report: LinkReport | None = None
         self.allocation: Allocation | None = None
         self.state: QualityState | None = None
+        self._budgets: deque[tuple[float, float]] = deque()  # (time, estimate), no outage
+
+    @property
+    def settled_bps(self) -> float | None:
+        """The median estimate over the last `SETTLED_WINDOW_S` with the link up, once that
+        spans `SETTLED_MIN_S` (`link_memory.py`: where the next call starts)."""
+        budgets = self._budgets
+        if not budgets or budgets[-1][0] - budgets[0][0] < SETTLED_MIN_S:
+            return None
+        return statistics.median(bps for _, bps in budgets)
 
     def start(self) -> None:
         if self._task is None:
@@ -300,6 +313,10 @@ class RateController:
             )
         outage = self.estimator.check_silence(now)
         budget, reason, loss = self._budget(now, outage)
+        if not outage:
+            self._budgets.append((now, budget))
+            while now - self._budgets[0][0] > SETTLED_WINDOW_S:
+                self._budgets.popleft()
         # Data channels (vitals, control, stills; SCTP with its acks and retransmissions)
         # share the uplink: measured 37 kbit/s of 120 on `edge`, unseen by the ladder.
         # Periodic stills are data-channel traffic too, but the rung already pays for them.

@@ -168,6 +168,31 @@ async def test_a_configured_start_holds_on_both_estimators_paths(
     assert controller.allocation.rung.index >= first.rung
 
 
+async def test_the_settled_rate_is_the_median_estimate_once_20_s_are_known(
+    call: tuple[RTCRtpSender, RTCRtpSender, list[int]],
+) -> None:
+    video, audio, _ = call
+
+    async def publish(state: QualityState) -> None:
+        pass
+
+    controller = RateController({"exam": video, "stethoscope": audio}, publish, start_bps=150_000)
+    packets = [PacketResult(i, i * 0.005, 300, 0.05 + i * 0.005) for i in range(20)]
+    controller.step(None, 0.0)
+    assert controller.settled_bps is None
+    controller.delay_estimator.estimate_bps = 400_000  # a short spike: not the median
+    for t in range(1, 4):
+        controller.delay_estimator.on_feedback(packets, t - 0.1)
+        controller.step(None, float(t))
+    controller.delay_estimator.estimate_bps = 150_000  # the link's rate from then on
+    for t in range(4, 19):
+        controller.step(None, float(t))
+    assert controller.settled_bps is None  # 18 s: too short a call to prove a rate
+    for t in range(19, 25):
+        controller.step(None, float(t))
+    assert controller.settled_bps == 150_000
+
+
 @pytest.fixture
 async def controller(
     call: tuple[RTCRtpSender, RTCRtpSender, list[int]],
