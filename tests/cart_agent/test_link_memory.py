@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from telecart.cart_agent import rate_controller
 from telecart.cart_agent.agent import CartAgent
 from telecart.cart_agent.link_memory import LinkMemory
 from telecart.config import AgentConfig
 
-from .conftest import small_cart
+from .conftest import Consult, eventually, small_cart
 
 NOW = 1_800_000_000.0
 
@@ -85,3 +86,19 @@ async def test_the_next_call_starts_at_the_lower_of_the_setting_and_the_last_cal
     assert await agent.initial_uplink_kbps() == 50  # never under the config's floor
     await agent.link_memory.remember(1_800_000)  # a better link than configured
     assert await agent.initial_uplink_kbps() == 300
+
+
+async def test_a_closed_consultation_leaves_its_settled_rate_for_the_next(
+    live: Consult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rate_controller, "SETTLED_MIN_S", 1.0)  # not 20 s of test time
+    consultation = live.agent.consultation
+    assert consultation is not None
+    controller = consultation.rate_controller
+    await eventually(lambda: controller.settled_bps is not None, what="a settled rate")
+    await live.agent.hangup()
+    await eventually(lambda: live.agent.consultation is None, what="the cart to close media")
+    remembered = await live.agent.link_memory.recall()
+    assert remembered is not None and remembered > 0
+    # The live fixture starts at 2500 kbit/s: the next call starts no higher than that.
+    assert await live.agent.initial_uplink_kbps() == min(2500, int(remembered / 1000))
