@@ -23,7 +23,7 @@ from telecart.cart_agent.reconnect import MediaReconnector, SessionOutbox
 from telecart.cart_agent.signalling_loop import NotConnectedError, SignallingLoop
 from telecart.cart_agent.stills import EncodedStill, upload_still
 from telecart.cart_agent.vitals_channel import VitalsFeed
-from telecart.config import AgentConfig
+from telecart.config import INITIAL_UPLINK_KBPS_RANGE, AgentConfig
 from telecart.devices.config import DevicesConfig
 from telecart.signalling.messages import (
     Answer,
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
 TURN_TIMEOUT_S = 3.0  # a cart offering again while the link is down must not hang here
-MIN_START_KBPS = 50  # the lowest `initial_uplink_kbps` the config allows
 REJOIN_CHECK_S = 1.5  # how long a reconnected agent looks for media before offering again
 
 MessageObserver = Callable[[Message], None]
@@ -393,7 +392,7 @@ class CartAgent:
         remembered = await self.link_memory.recall()
         if remembered is None or remembered / 1000 >= configured:
             return configured
-        start = max(MIN_START_KBPS, int(remembered / 1000))
+        start = max(INITIAL_UPLINK_KBPS_RANGE[0], int(remembered / 1000))
         log.info("rate control starts at %d kbit/s, where the last call settled", start)
         return start
 

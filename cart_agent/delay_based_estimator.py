@@ -383,8 +383,8 @@ class DelayBasedEstimator:
                 basis = self.estimate_bps
                 if self.acked_bps is not None:  # what the link carried, bursts included
                     basis = self.acked_bps + max(self.untracked_bps, self.untracked_recent_bps)
-                if acked is not None and self.steady_acked_bps and not self.steadily_behind:
-                    basis = max(basis, self.steady_acked_bps + self.untracked_bps)
+                    if self.steady_acked_bps and not self.steadily_behind:
+                        basis = max(basis, self.steady_acked_bps + self.untracked_bps)
                 if self.app_limited and not self.link_behind:
                     # Sending far below the target (stills mode, small video) and all of it
                     # getting through: the queue is not ours, or is jitter; 85 % of a

@@ -14,10 +14,11 @@ import asyncio
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from telecart.cart_agent.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,4 @@ class LinkMemory:
 
     def _write(self, bps: float, at: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".tmp")
-        partial.write_text(json.dumps({"settled_bps": round(bps), "at": at}), encoding="utf-8")
-        os.replace(partial, self.path)  # a crash leaves the old memory or the new, whole
+        write_atomically(self.path, json.dumps({"settled_bps": round(bps), "at": at}).encode())

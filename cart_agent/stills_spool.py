@@ -15,11 +15,11 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from telecart.cart_agent.atomic_file import write_atomically
 from telecart.cart_agent.stills import EncodedStill
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ class StillsSpool:
             "camera": still.camera,
             "order": time.time_ns(),
         }
-        _write_atomically(self.folder / f"{still.still_id}.img", still.data)
-        _write_atomically(self.folder / f"{still.still_id}.json", json.dumps(meta).encode())
+        write_atomically(self.folder / f"{still.still_id}.img", still.data)
+        write_atomically(self.folder / f"{still.still_id}.json", json.dumps(meta).encode())
 
     def _load(self, still_id: str) -> EncodedStill:
         meta = json.loads((self.folder / f"{still_id}.json").read_text(encoding="utf-8"))
@@ -91,12 +91,3 @@ def _still(meta: dict[str, Any], data: bytes) -> EncodedStill:
         int(meta["height"]),
         str(meta["camera"]),
     )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)

@@ -15,6 +15,8 @@ from typing import Any
 
 import platformdirs
 
+INITIAL_UPLINK_KBPS_RANGE = (50, 5000)  # where the agent's rate control may start
+
 DEFAULT_SPECIALTIES: tuple[str, ...] = (
     "cardiology",
     "pulmonology",
@@ -186,8 +188,9 @@ def _agent_from(
         cfg = replace(cfg, token=env["TELECART_CART_TOKEN"])
     if cfg.still_format not in ("jpeg", "png"):
         raise ConfigError("agent.still_format must be 'jpeg' or 'png'.")
-    if not 50 <= cfg.initial_uplink_kbps <= 5000:
-        raise ConfigError("agent.initial_uplink_kbps must be between 50 and 5000.")
+    low, high = INITIAL_UPLINK_KBPS_RANGE
+    if not low <= cfg.initial_uplink_kbps <= high:
+        raise ConfigError(f"agent.initial_uplink_kbps must be between {low} and {high}.")
     if not 1 <= cfg.still_jpeg_quality <= 100:
         raise ConfigError("agent.still_jpeg_quality must be between 1 and 100.")
     return cfg
