@@ -63,6 +63,8 @@ class GccConfig:
     steady_window_s: float = 1.5
     probe_headroom: float = 1.5  # never above this times the acknowledged rate...
     probe_headroom_bps: float = 250_000  # ...or, while sending little, this much above it
+    probe_when_capped: float = 1.3  # `wants_probe` at this times the acknowledged rate...
+    probe_quiet_s: float = 2.0  # ...with no cut for this long
     min_loss_packets: int = 40
     loss_window_s: float = 2.0  # a second holds ~50 packets: 2 % random loss reads 4 % often
     decrease_loss: float = 0.10
@@ -225,8 +227,13 @@ class DelayBasedEstimator:
             self.config.fresh_s
         )
 
-    def on_feedback(self, results: list[PacketResult], now: float) -> float:
-        """Feed one transport feedback's packets; returns the new target in bit/s."""
+    def on_feedback(
+        self, results: list[PacketResult], now: float, probe: range | None = None
+    ) -> float:
+        """Feed one transport feedback's packets; returns the new target in bit/s. The
+        packets numbered in `probe` (a probe cluster, `prober.py`) count as sent and
+        acknowledged but stay out of the delay trend: a probe faster than the link queues
+        on purpose, and read as overuse it cut the estimate it had just raised."""
         cfg = self.config
         if self.last_feedback_at is not None and now - self.last_feedback_at > cfg.reset_gap_s:
             self._restart_after_gap()
@@ -245,7 +252,12 @@ class DelayBasedEstimator:
             if result.arrival_s is None:
                 continue
             self._received.append((result.arrival_s, result.size_bytes))
-            usage = self._add_to_group(result)
+            if probe is not None and result.sequence in probe:
+                # Nor the step in delay from the last group before to the first after
+                # it: the queue the probe left, which the packets after it see drain.
+                self._group = self._previous_group = None
+            else:
+                usage = self._add_to_group(result)
         self._update_acked(fresh)
         self._update_loss(now)
         self._control(usage, now)
@@ -417,6 +429,51 @@ class DelayBasedEstimator:
             return
         self._set(self._grown(elapsed, acked, now))
         self.reason = "probing up"
+
+    @property
+    def last_decrease_at(self) -> float:
+        return self._last_decrease_at
+
+    def wants_probe(self, now: float) -> bool:
+        """Growing with no cut for `probe_quiet_s`, but held back by what was acknowledged
+        (the estimate at `probe_when_capped` of its headroom or more): only sending more
+        can tell whether the link carries more (`prober.py`)."""
+        cfg = self.config
+        acked = self.steady_acked_bps  # a media burst's short dip is no headroom
+        return (
+            acked is not None
+            and self.fresh(now)
+            and self.reason == "probing up"
+            and now - self._last_decrease_at >= cfg.probe_quiet_s
+            and self.estimate_bps >= cfg.probe_when_capped * (acked + self.untracked_bps)
+            and self.estimate_bps < cfg.max_bps
+        )
+
+    def on_probe(self, carried_bps: float, now: float, lower: bool) -> bool:
+        """Probes showed the link carrying `carried_bps` (`prober.py`). Higher than the
+        estimate, and no queue building: the estimate goes there. Lower, and `lower` (the
+        reading is the link's own rate, not a lower bound): the estimate had grown past
+        the link on headroom nobody used, and comes down to it, though never under what
+        the link is carrying now (on `step` and `rural-3g` such an estimate tried a rung
+        above the link and stalled the exam camera for a second). Returns whether the
+        estimate changed."""
+        if self.detector.usage is Usage.OVERUSING:
+            return False
+        if carried_bps > self.estimate_bps:
+            self._capacity_bps = None  # where overuse began is history: the link is bigger
+            self.reason = "probe"
+        else:
+            if not lower:
+                return False
+            carrying = (self.steady_acked_bps or 0.0) + self.untracked_bps
+            carried_bps = max(carried_bps, carrying)
+            if carried_bps >= self.estimate_bps:
+                return False
+            self._capacity_bps = carried_bps
+            self.reason = "probe: link full"
+        self._set(carried_bps)
+        self._last_change_at = now
+        return True
 
     def _cut(self, now: float) -> None:
         """After a decrease, judge loss afresh: the packets sent before it are the ones

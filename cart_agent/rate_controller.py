@@ -30,6 +30,7 @@ from .bandwidth_estimator import BandwidthEstimator, EstimatorConfig, LinkReport
 from .delay_based_estimator import DelayBasedEstimator, GccConfig
 from .encoder_control import AdaptiveVp8Encoder, VideoLayer, encoder_of
 from .opus_settings import PROFILES, AdaptiveOpusEncoder
+from .prober import Prober
 from .quality_ladder import (
     PACKET_OVERHEAD_BYTES,
     Allocation,
@@ -52,6 +53,9 @@ IP_UDP_BYTES = 28
 SETTLE_AFTER_STILLS_S = 3.0  # no spare budget for video this soon after stills
 SETTLED_WINDOW_S = 60.0  # `settled_bps`: the estimate's median over this long...
 SETTLED_MIN_S = 20.0  # ...once the samples span this long (a short call proves little)
+# No probe this soon after a rung change: the new rung's keyframe and rate are still being
+# tried, and a probe on top stalled the exam camera 1.9 s on `rural-3g`.
+PROBE_AFTER_RUNG_CHANGE_S = 2.0
 
 
 @dataclass
@@ -199,6 +203,8 @@ class RateController:
         self.estimator = estimator or BandwidthEstimator(rr_config)
         self.delay_estimator = delay_estimator or DelayBasedEstimator(gcc_config)
         self._taps: list[TransportCcTap | RetransmissionBudget] = []
+        self.prober: Prober | None = None  # on the first video sender's transport
+        self._probe_found = False  # a probe just raised the estimate, carried at its rate
         self._other_traffic = OtherTraffic()
         self._was_in_outage = False
         self._estimate_before_loss: float | None = None  # while the watchdog says lost
@@ -233,6 +239,8 @@ class RateController:
             self._task = asyncio.create_task(self._run(), name="rate-controller")
 
     async def stop(self) -> None:
+        if self.prober is not None:
+            await self.prober.stop()
         for tap in reversed(self._taps):
             tap.detach()
         self._taps.clear()
@@ -246,9 +254,15 @@ class RateController:
         """Read transport-wide feedback on each distinct DTLS transport (one when bundled)."""
         transports = {id(s.transport): s.transport for s in self.senders.values() if s.transport}
         for key, transport in transports.items():
-            self._taps.append(TransportCcTap(transport, self._on_transport_feedback))
-            rtx = [s._rtx_ssrc for s in self.senders.values() if id(s.transport) == key]
-            self._taps.append(RetransmissionBudget(transport, rtx, self._budget_bps))
+            tap = TransportCcTap(transport, self._on_transport_feedback)
+            on_it = [s for s in self.senders.values() if id(s.transport) == key]
+            rtx = {s._rtx_ssrc: s._ssrc for s in on_it}
+            video = [s._ssrc for s in on_it if s.kind == "video"]
+            budget = RetransmissionBudget(transport, rtx, self._budget_bps, video_ssrcs=video)
+            self._taps += [tap, budget]
+            cameras = [s for s in on_it if s.kind == "video"]
+            if self.prober is None and cameras:
+                self.prober = Prober(cameras[0], tap, budget, clock=self._clock)
 
     def _budget_bps(self) -> float:
         allocation = self.allocation
@@ -258,7 +272,28 @@ class RateController:
         delay = self.delay_estimator
         delay.untracked_bps = self._other_traffic.bps
         delay.untracked_recent_bps = self._other_traffic.recent_bps
-        delay.on_feedback(results, self._clock())
+        now = self._clock()
+        prober = self.prober
+        cut_at = delay.last_decrease_at
+        delay.on_feedback(results, now, prober.in_flight if prober is not None else None)
+        if prober is not None and delay.last_decrease_at != cut_at:
+            prober.forget_readings_above(delay.estimate_bps)
+        judged = prober.judged if prober is not None else 0
+        reading = prober.on_feedback(results, now) if prober is not None else None
+        changed = False
+        if reading is not None and reading.whole:
+            changed = self._probe_found = delay.on_probe(reading.carried_bps, now, lower=False)
+        elif reading is not None and reading.link_bps is not None:
+            changed = delay.on_probe(reading.link_bps, now, lower=True)
+        if changed:
+            self.estimator.estimate_bps = delay.estimate_bps
+        if prober is not None and prober.judged > judged:
+            log.info(
+                "probe at %.0f bit/s: %s -> estimate %.0f",
+                prober.last_rate_bps,
+                reading,
+                delay.estimate_bps,
+            )
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "feedback %d packets, %d lost: %s trend %.4f threshold %.1f acked %s loss %.3f"
@@ -323,6 +358,9 @@ class RateController:
         stills = self.allocation.stills_bps if self.allocation is not None else 0
         other = max(0.0, self._other_traffic.bps - stills)
         media_budget = max(budget - other, self.estimator.config.min_bps)
+        if self._probe_found:  # the link carried the probe's whole rate: no hold
+            self._probe_found = False
+            self.selector.proven(media_budget, now)
         rung = self.selector.select(media_budget, now)
         video_back = self.selector.video_back_at
         if video_back is not None and now - video_back < SETTLE_AFTER_STILLS_S:
@@ -330,6 +368,16 @@ class RateController:
             # seen while sending stills is untried, the new encoder starts with a
             # keyframe, and spare on top of both overshot on `step`.
             media_budget = min(media_budget, rung.cost_bps)
+        if (
+            self.prober is not None
+            and not outage
+            and self._estimate_before_loss is None
+            and 0 < rung.index
+            and rung.has_video
+            and now - self.selector.changed_at >= PROBE_AFTER_RUNG_CHANGE_S
+            and self.delay_estimator.wants_probe(now)
+        ):
+            self.prober.maybe_probe(now, self.delay_estimator.estimate_bps)
         allocation = self.ladder.allocate(rung, media_budget)
         changed = self.allocation is None or self.allocation.rung.index != rung.index
         self.allocation = allocation

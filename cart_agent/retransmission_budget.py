@@ -8,34 +8,44 @@ the target rate; here a token bucket lets them take at most `share` of the curre
 target (with a short burst) and drops the rest before they reach the wire. A dropped
 retransmission costs nothing a keyframe request will not repair.
 
+Retransmissions of video sent before the stream's newest keyframe are dropped before
+they cost a token (`stale_retransmissions.py`).
+
 `RetransmissionBudget` wraps one `RTCDtlsTransport._send_rtp`, like `TransportCcTap`,
 and must be installed after it, so a dropped packet is never numbered.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from aiortc.rtp import is_rtcp
 
+from .stale_retransmissions import KeyframeMarks, rtp_payload
+
 
 class RetransmissionBudget:
-    """Drops RTX packets beyond `share` of the target rate (bit/s from `target_bps()`)."""
+    """Drops RTX packets beyond `share` of the target rate (bit/s from `target_bps()`),
+    and those of video a newer keyframe replaced. `rtx_ssrcs` maps each RTX stream to
+    the stream it repairs; `video_ssrcs` are the VP8 streams among those."""
 
     def __init__(
         self,
         transport: Any,
-        rtx_ssrcs: Collection[int],
+        rtx_ssrcs: Mapping[int, int],
         target_bps: Callable[[], float],
         *,
+        video_ssrcs: Collection[int] = (),
         share: float = 0.2,
         burst_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._transport = transport
-        self._rtx_ssrcs = frozenset(rtx_ssrcs)
+        self._rtx_ssrcs = dict(rtx_ssrcs)
+        self._keyframes = KeyframeMarks(frozenset(video_ssrcs))
         self._target_bps = target_bps
         self._share = share
         self._burst_s = burst_s
@@ -43,7 +53,10 @@ class RetransmissionBudget:
         self._tokens = 0.0  # bytes
         self._at: float | None = None
         self.dropped = 0
+        self.stale = 0  # dropped as older than their stream's newest keyframe
         self.passed = 0
+        self.probes = 0  # passed outside the share (`unmetered`)
+        self._unmetered = False
         self.passed_bytes = 0  # as handed to SRTP (the transport adds its 10-byte tag)
         self._original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
         transport._send_rtp = self._send_rtp
@@ -54,13 +67,33 @@ class RetransmissionBudget:
     async def _send_rtp(self, data: bytes) -> None:
         if len(data) >= 12 and not is_rtcp(data):
             ssrc = int.from_bytes(data[8:12], "big")
-            if ssrc in self._rtx_ssrcs and not self._take(len(data)):
+            repairs = self._rtx_ssrcs.get(ssrc)
+            if repairs is None:
+                self._keyframes.see(data)
+            elif self._unmetered:
+                self._unmetered = False  # the first one only: a NACK's may follow
+                self.probes += 1
+            elif self._keyframes.is_stale(repairs, int.from_bytes(rtp_payload(data)[:2], "big")):
+                self.stale += 1
+                return
+            elif not self._take(len(data)):
                 self.dropped += 1
                 return
             if ssrc in self._rtx_ssrcs:
                 self.passed += 1
                 self.passed_bytes += len(data)
         await self._original(data)
+
+    @contextlib.contextmanager
+    def unmetered(self) -> Iterator[None]:
+        """The first retransmission sent inside passes outside the share: a probe packet
+        (`prober.py`), sent to measure the link, not to repair a loss. aiortc hands a
+        retransmission to the transport before it first pauses, so it is that one."""
+        self._unmetered = True
+        try:
+            yield
+        finally:
+            self._unmetered = False
 
     def _take(self, size: int) -> bool:
         now = self._clock()

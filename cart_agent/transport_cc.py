@@ -171,6 +171,8 @@ class TransportCcTap:
         self._original_rtcp: Callable[[bytes], Awaitable[None]] = transport._handle_rtcp_data
         self.feedback_packets = 0
         self.malformed = 0
+        self._newest_rtp: dict[int, int] = {}  # SSRC -> its newest RTP sequence number
+        self.bytes_numbered = 0  # on the wire, overhead included
         transport._send_rtp = self._send_rtp
         transport._handle_rtcp_data = self._handle_rtcp_data
 
@@ -178,6 +180,15 @@ class TransportCcTap:
         """Give the transport its own methods back."""
         self._transport._send_rtp = self._original_send
         self._transport._handle_rtcp_data = self._original_rtcp
+
+    @property
+    def next_sequence(self) -> int:
+        """The transport-wide number the next RTP packet will get (unwrapped)."""
+        return self._next
+
+    def newest_rtp_sequence(self, ssrc: int) -> int | None:
+        """The RTP sequence number of the newest packet sent on `ssrc`."""
+        return self._newest_rtp.get(ssrc)
 
     @property
     def negotiated(self) -> bool:
@@ -195,11 +206,12 @@ class TransportCcTap:
             else:
                 sequence = self._next
                 self._next += 1
+                self._newest_rtp[packet.ssrc] = packet.sequence_number
                 packet.extensions.transport_sequence_number = sequence & 0xFFFF
                 data = packet.serialize(extensions)
-                self._sent[sequence % HISTORY] = _Sent(
-                    sequence, self._clock(), len(data) + WIRE_OVERHEAD_BYTES
-                )
+                size = len(data) + WIRE_OVERHEAD_BYTES
+                self._sent[sequence % HISTORY] = _Sent(sequence, self._clock(), size)
+                self.bytes_numbered += size
         await self._original_send(data)
 
     async def _handle_rtcp_data(self, data: bytes) -> None:

@@ -22,8 +22,15 @@ from telecart.cart_agent.encoder_control import (
 from telecart.cart_agent.opus_settings import AdaptiveOpusEncoder, install_opus_settings
 from telecart.cart_agent.quality_score import QualityState
 from telecart.cart_agent.rate_controller import RateController
-from telecart.cart_agent.transport_cc import PacketResult
+from telecart.cart_agent.retransmission_budget import RetransmissionBudget
+from telecart.cart_agent.transport_cc import (
+    HISTORY,
+    PacketResult,
+    TransportCcTap,
+    install_transport_cc,
+)
 
+from ..cart_agent.conftest import eventually
 from .keyframe_storm import moving_frames
 
 
@@ -63,7 +70,7 @@ class LowTone(MediaStreamTrack):
 
 @pytest.fixture
 async def call() -> AsyncIterator[tuple[RTCRtpSender, RTCRtpSender, list[int]]]:
-    assert install_encoder_control() and install_opus_settings()
+    assert install_encoder_control() and install_opus_settings() and install_transport_cc()
     cart, specialist = RTCPeerConnection(), RTCPeerConnection()
     video = cart.addTrack(MovingVideo())
     audio = cart.addTrack(LowTone())
@@ -247,3 +254,80 @@ async def test_after_an_outage_the_rung_from_before_it_comes_back_at_once(
     controller.link_changed("connected")
     # Not a climb from audio only, a rung every 2.5 s.
     assert controller.allocation.rung.index == before.index
+
+
+async def test_a_probe_goes_out_as_retransmissions_outside_their_cap_and_raises_the_estimate(
+    call: tuple[RTCRtpSender, RTCRtpSender, list[int]], controller: RateController
+) -> None:
+    video, _, _ = call
+    tap, budget = controller._taps[0], controller._taps[1]
+    assert isinstance(tap, TransportCcTap) and isinstance(budget, RetransmissionBudget)
+    prober = controller.prober
+    assert prober is not None and tap.negotiated
+    await eventually(lambda: tap.newest_rtp_sequence(video._ssrc) is not None, 5, "video")
+    assert tap.newest_rtp_sequence(video._rtx_ssrc) is None  # nothing was lost
+    assert prober.maybe_probe(time.monotonic(), 300_000)
+    sending = prober._sending
+    assert sending is not None
+    await asyncio.wait_for(sending, 5)
+    cluster = prober.cluster
+    assert cluster is not None
+    # Five of the newest video packets again, on the RTX stream, none taken by the cap
+    # that limits retransmissions to a fifth of 300 kbit/s (1.5 KB at once).
+    assert budget.probes == 5 and budget.dropped == 0
+    assert tap.newest_rtp_sequence(video._rtx_ssrc) is not None
+    assert cluster.last - cluster.first + 1 >= 5
+    assert not prober.maybe_probe(time.monotonic(), 300_000)  # one in flight at a time
+    # A browser reports each packet arriving as far apart as it was sent: the link kept
+    # up with the probe's 600 kbit/s.
+    sent = [tap._sent[n % HISTORY] for n in range(cluster.first, cluster.last + 1)]
+    results = [
+        PacketResult(p.sequence, p.send_s, p.size_bytes, 5.0 + p.send_s - sent[0].send_s)
+        for p in sent
+        if p is not None
+    ]
+    controller.delay_estimator.estimate_bps = 300_000
+    controller._on_transport_feedback(results)
+    assert prober.judged == 1 and prober.found == 1
+    assert controller.delay_estimator.estimate_bps > 450_000
+    assert controller.delay_estimator.reason == "probe"
+    # Found: the next may go at once. Probes the link falls behind (arriving a third as
+    # fast as sent) each wait `interval_s` or more, and after three their median reading
+    # is the link's rate.
+    now = time.monotonic()
+    readings = []
+    for _ in range(3):
+        assert prober.maybe_probe(now, 500_000)
+        assert not prober.maybe_probe(now, 500_000)
+        sending = prober._sending
+        assert sending is not None
+        await asyncio.wait_for(sending, 5)
+        cluster = prober.cluster
+        assert cluster is not None
+        sent = [tap._sent[n % HISTORY] for n in range(cluster.first, cluster.last + 1)]
+        slow = [
+            PacketResult(p.sequence, p.send_s, p.size_bytes, 9 + 3 * (p.send_s - sent[0].send_s))
+            for p in sent
+            if p is not None
+        ]
+        reading = prober.on_feedback(slow, now + 0.5)
+        assert reading is not None and not reading.whole
+        assert reading.carried_bps < prober.last_rate_bps / 2
+        readings.append(reading)
+        assert not prober.maybe_probe(now + 1.5, 500_000)
+        now += prober.config.max_interval_s + 0.1
+    assert [r.link_bps is None for r in readings] == [True, True, False]
+    assert readings[-1].link_bps in sorted(r.carried_bps for r in readings)[1:2]
+    assert prober.found == 1
+    # A cut (here for 30 % loss) makes readings of a much bigger link history.
+    before = controller.delay_estimator.estimate_bps
+    base, t0 = tap.next_sequence + 100_000, time.monotonic() + 10
+    lossy = [
+        PacketResult(base + i, t0 + i * 0.025, 1000, None if i % 3 == 0 else 50 + i * 0.025)
+        for i in range(60)
+    ]
+    controller._on_transport_feedback(lossy)
+    cut = controller.delay_estimator.estimate_bps
+    assert cut < before
+    assert all(value <= 1.5 * cut for _, value in prober._saturated)
+    assert len(prober._saturated) < 3

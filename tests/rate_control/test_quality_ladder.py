@@ -315,3 +315,18 @@ def test_richer_stills_step_down_to_the_thinnest_before_audio_only() -> None:
     selector.select(richer.cost_bps, 0.0)
     assert selector.current == richer
     assert selector.select(0.9 * thinnest.cost_bps, 0.5) == thinnest
+
+
+def test_a_budget_a_probe_proved_is_climbed_to_at_once_and_only_that_far() -> None:
+    selector = RungSelector(LADDER)
+    start = LADDER.rungs[8]
+    selector.select(start.cost_bps, 0.0)
+    assert selector.current == start
+    proved = LADDER.rungs[4].cost_bps * 1.02
+    assert selector.select(proved, 1.0) == start  # an estimate alone waits its hold
+    selector.proven(LADDER.rungs[5].cost_bps * 1.02, 1.5)  # the probe carried less than that
+    assert selector.select(proved, 1.5) == LADDER.rungs[5]
+    selector.proven(proved, 2.0)
+    assert selector.select(proved, 2.0) == LADDER.rungs[4]
+    selector.proven(LADDER.rungs[2].cost_bps, 3.0)
+    assert selector.select(LADDER.rungs[2].cost_bps, 4.5) == LADDER.rungs[4]  # 1.5 s later

@@ -169,7 +169,7 @@ async def test_retransmissions_beyond_their_share_of_the_target_are_dropped() ->
     transport = FakeDtlsTransport(negotiated=True)
     now = [0.0]
     budget = RetransmissionBudget(
-        transport, rtx_ssrcs={777}, target_bps=lambda: 400_000, clock=lambda: now[0]
+        transport, rtx_ssrcs={777: 1234}, target_bps=lambda: 400_000, clock=lambda: now[0]
     )
     media = rtp(1)
     retransmission = RtpPacket(
@@ -197,3 +197,39 @@ def test_other_traffic_is_the_transport_total_less_the_senders_media() -> None:
     media = [SenderSample("audio", bytes_sent=10_000, packets_sent=100)]
     other.add(1.0, (10_000 + 100 * 38 + 5_000, 110), media)
     assert other.bps == (5_000 + 10 * 28) * 8
+
+
+def vp8(sequence: int, keyframe: bool, start: bool = True) -> bytes:
+    """A VP8 RTP packet as aiortc sends it: descriptor with a 15-bit picture id."""
+    picture_id = [0x80 | (sequence >> 8 & 0x7F), sequence & 0xFF]
+    descriptor = bytes([0x90 if start else 0x80, 0x80, *picture_id])
+    header = bytes([0x00 if keyframe else 0x01]) + b"\x00" * 9
+    packet = RtpPacket(payload_type=96, sequence_number=sequence, ssrc=1234)
+    packet.extensions.transport_sequence_number = 1  # a header extension to skip
+    packet.payload = descriptor + header + b"v" * 800
+    return packet.serialize(FakeDtlsTransport(negotiated=True)._rtp_header_extensions_map)
+
+
+def rtx_of(original: int, rtx_sequence: int) -> bytes:
+    return RtpPacket(
+        payload_type=97,
+        sequence_number=rtx_sequence,
+        ssrc=777,
+        payload=original.to_bytes(2, "big") + b"r" * 800,
+    ).serialize()
+
+
+async def test_retransmissions_of_frames_before_the_newest_keyframe_are_dropped_free() -> None:
+    transport = FakeDtlsTransport(negotiated=True)
+    budget = RetransmissionBudget(
+        transport, {777: 1234}, lambda: 400_000, video_ssrcs=[1234], clock=lambda: 0.0
+    )
+    for sequence in range(65530, 65536):  # the old, big picture's delta frames
+        await transport._send_rtp(vp8(sequence, keyframe=False))
+    await transport._send_rtp(vp8(0, keyframe=True))  # the new size's keyframe (wrapped)
+    await transport._send_rtp(vp8(1, keyframe=True, start=False))
+    # The receiver NACKs the old frames first, then a packet of the keyframe.
+    for original, rtx_sequence in ((65531, 10), (65535, 11), (1, 12)):
+        await transport._send_rtp(rtx_of(original, rtx_sequence))
+    assert budget.stale == 2 and budget.passed == 1 and budget.dropped == 0
+    assert RtpPacket.parse(transport.sent[-1]).sequence_number == 12  # the keyframe's repair

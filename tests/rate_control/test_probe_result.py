@@ -1,0 +1,137 @@
+"""Probe clusters through a modelled link: what the link carried, and what the estimator
+makes of it (no network)."""
+
+from __future__ import annotations
+
+import pytest
+
+from telecart.cart_agent.delay_based_estimator import DelayBasedEstimator, GccConfig, Usage
+from telecart.cart_agent.probe_result import ProbeCluster, carried_bps
+from telecart.cart_agent.transport_cc import PacketResult
+
+from .packet_link import PacketLink
+
+PACKET = 1000
+
+
+def train(link: PacketLink, start: float, rate_bps: float, count: int, first: int = 0):
+    """`count` packets paced at `rate_bps` into `link` from `start`."""
+    gap = PACKET * 8 / rate_bps
+    return [
+        PacketResult(first + i, start + i * gap, PACKET, link.send(start + i * gap, PACKET))
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("capacity", "rate", "expected"),
+    [
+        (1_000_000, 600_000, 600_000),  # the link keeps up: it carried the probe's rate
+        (1_000_000, 2_000_000, 950_000),  # saturated: a little under what got through
+        (300_000, 600_000, 285_000),
+        (200_000, 2_000_000, 190_000),  # ten times over: the link's own rate all the same
+    ],
+)
+def test_a_probe_measures_the_lower_of_its_rate_and_the_link(
+    capacity: float, rate: float, expected: float
+) -> None:
+    link = PacketLink(lambda t: capacity, delay_s=0.05)
+    assert carried_bps(train(link, 1.0, rate, 8)) == pytest.approx(expected, rel=0.03)
+
+
+def test_a_probe_that_lost_packets_or_had_too_few_says_nothing() -> None:
+    link = PacketLink(lambda t: 1_000_000, delay_s=0.05)
+    results = train(link, 1.0, 600_000, 8)
+    lossy = [
+        r if r.sequence % 3 else PacketResult(r.sequence, r.send_s, PACKET, None) for r in results
+    ]
+    assert carried_bps(lossy) is None  # 5 of 8 arrived
+    assert carried_bps(results[:3]) is None
+
+
+def test_a_cluster_collects_only_its_own_packets() -> None:
+    link = PacketLink(lambda t: 1_000_000, delay_s=0.05)
+    cluster = ProbeCluster(first=10, last=15, rate_bps=600_000, sent_at=1.0)
+    results = train(link, 1.0, 600_000, 10, first=8)
+    cluster.add(results[:5])
+    assert not cluster.complete
+    cluster.add(results[5:])
+    assert cluster.complete and sorted(cluster.results) == list(range(10, 16))
+    assert cluster.carried_bps() == pytest.approx(600_000, rel=0.03)
+
+
+def steady(estimator: DelayBasedEstimator, link: PacketLink, start: float, seconds: float) -> int:
+    """300 kbit/s of 1000-byte packets for `seconds`, reported every 50 ms."""
+    sequence = int(start * 1000)
+    t = start
+    while t < start + seconds:
+        batch = train(link, t, 300_000, 2, first=sequence)
+        sequence += 2
+        t += 2 * PACKET * 8 / 300_000
+        estimator.on_feedback(batch, t + 0.05)
+    return sequence
+
+
+def test_a_probe_raises_the_estimate_and_forgets_where_overuse_began() -> None:
+    estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
+    estimator._capacity_bps = 300_000
+    assert estimator.on_probe(900_000, 1.0, lower=False)
+    assert estimator.estimate_bps == 900_000 and estimator._capacity_bps is None
+    assert estimator.reason == "probe"
+    estimator.detector.usage = Usage.OVERUSING  # a queue building: no probe reading counts
+    assert not estimator.on_probe(1_500_000, 1.1, lower=True)
+    assert not estimator.on_probe(500_000, 1.1, lower=True)
+    estimator.detector.usage = Usage.NORMAL
+    # A probe the link kept up with says it carries at least that much, not at most.
+    assert not estimator.on_probe(600_000, 1.2, lower=False)
+    assert estimator.estimate_bps == 900_000
+
+
+def test_a_probe_brings_an_estimate_grown_past_the_link_down_to_it_not_below_the_traffic() -> None:
+    link = PacketLink(lambda t: 400_000, delay_s=0.05)
+    estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
+    steady(estimator, link, 0.0, 6.0)  # 300 kbit/s: the estimate grows to 1.5x that
+    assert estimator.estimate_bps > 400_000
+    assert estimator.on_probe(380_000, 6.0, lower=True)
+    assert estimator.estimate_bps == 380_000 and estimator.reason == "probe: link full"
+    assert estimator._capacity_bps == 380_000  # growth slows to a packet per round trip here
+    # A reading under what the link is carrying right now is the probe's error.
+    assert estimator.on_probe(150_000, 6.1, lower=True)
+    carrying = estimator.steady_acked_bps
+    assert carrying is not None and estimator.estimate_bps == pytest.approx(carrying)
+    assert not estimator.on_probe(100_000, 6.2, lower=True)
+
+
+def test_a_probe_is_wanted_only_when_the_estimate_is_held_by_what_was_acknowledged() -> None:
+    link = PacketLink(lambda t: 2_000_000, delay_s=0.05)
+    estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
+    steady(estimator, link, 0.0, 6.0)
+    # Sending 300 kbit/s with no queue: the estimate grew to its cap of 1.5x that.
+    assert estimator.estimate_bps == pytest.approx(1.5 * 300_000, rel=0.15)
+    assert estimator.wants_probe(6.0)
+    estimator.estimate_bps = 320_000  # just above what the link carries: nothing to learn
+    assert not estimator.wants_probe(6.0)
+    estimator.estimate_bps = 450_000
+    estimator._last_decrease_at = 5.0  # a cut a second ago
+    assert not estimator.wants_probe(6.0)
+    assert not estimator.wants_probe(9.0)  # and no fresh feedback since 6 s
+
+
+def test_probe_packets_queueing_on_purpose_are_not_read_as_overuse() -> None:
+    def run(exclude: bool) -> list[str]:
+        link = PacketLink(lambda t: 400_000, delay_s=0.05, queue_s=1.0)
+        estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
+        sequence = steady(estimator, link, 0.0, 4.0)
+        usages = []
+        for probe_at in (4.0, 4.5, 5.0):
+            sequence = steady(estimator, link, probe_at, 0.2)
+            probe = train(link, probe_at + 0.2, 1_200_000, 10, first=sequence)
+            cluster = range(sequence, sequence + 10)
+            sequence += 10
+            estimator.on_feedback(probe, probe_at + 0.3, cluster if exclude else None)
+            sequence = steady(estimator, link, probe_at + 0.3, 0.2)
+            usages.append(estimator.detector.usage.value)
+        return usages
+
+    assert "overusing" in run(exclude=False)  # the model reads a probe as a queue building
+    assert "overusing" not in run(exclude=True)
