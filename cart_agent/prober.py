@@ -41,8 +41,11 @@ SATURATED_READINGS = 3
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    rate_factor: float = 2.0  # a probe goes at this times the estimate...
-    max_rate_bps: float = 2_500_000  # ...and never faster
+    # A probe goes at this times the estimate (libwebrtc: 2). At 2 the first probe after
+    # `step`'s rise, from an estimate already grown to 680 kbit/s, went past the 1000
+    # kbit/s link: one the link falls behind proves nothing by itself.
+    rate_factor: float = 1.5
+    max_rate_bps: float = 2_500_000  # ...and never faster than this
     duration_s: float = 0.06  # about this long, in...
     min_packets: int = 5  # ...at least this many packets
     max_packets: int = 10
@@ -51,7 +54,7 @@ class ProbeConfig:
     found_share: float = 0.8  # carried at this share of its rate: the link may carry more
     feedback_timeout_s: float = 2.0  # a cluster not fully reported by then is judged as is
     readings_kept_s: float = 20.0  # a reading the link fell behind counts this long...
-    forget_above: float = 1.5  # ...or until a cut to under 1 / this of it
+    forget_above: float = 1.5  # ...or until a cut or a new reading this far from it
 
 
 def has_rtx(sender: RTCRtpSender) -> bool:
@@ -161,7 +164,15 @@ class Prober:
         else:
             self._wait_s = min(max(2 * self._wait_s, cfg.interval_s), cfg.max_interval_s)
             if carried is not None:
-                self._saturated.append((self._clock(), carried))
+                # Readings far from this one (over `forget_above` times apart) are of a
+                # link that has since changed: two of 288 kbit/s from before `step`'s
+                # rise outvoted one of 900 after it.
+                limit = self.config.forget_above
+                kept = [
+                    (at, v) for at, v in self._saturated if carried / limit <= v <= carried * limit
+                ]
+                self._saturated.clear()
+                self._saturated.extend([*kept, (self._clock(), carried)])
         if carried is None:
             return None
         now = self._clock()

@@ -320,7 +320,7 @@ async def test_a_probe_goes_out_as_retransmissions_outside_their_cap_and_raises_
     assert readings[-1].link_bps in sorted(r.carried_bps for r in readings)[1:2]
     assert prober.found == 1
     # A cut (here for 30 % loss) makes readings of a much bigger link history.
-    before = controller.delay_estimator.estimate_bps
+    before = controller.delay_estimator.estimate_bps = 150_000  # readings were 250-300 k
     base, t0 = tap.next_sequence + 100_000, time.monotonic() + 10
     lossy = [
         PacketResult(base + i, t0 + i * 0.025, 1000, None if i % 3 == 0 else 50 + i * 0.025)
@@ -329,5 +329,4 @@ async def test_a_probe_goes_out_as_retransmissions_outside_their_cap_and_raises_
     controller._on_transport_feedback(lossy)
     cut = controller.delay_estimator.estimate_bps
     assert cut < before
-    assert all(value <= 1.5 * cut for _, value in prober._saturated)
-    assert len(prober._saturated) < 3
+    assert not prober._saturated

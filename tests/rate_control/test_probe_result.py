@@ -7,6 +7,7 @@ import pytest
 
 from telecart.cart_agent.delay_based_estimator import DelayBasedEstimator, GccConfig, Usage
 from telecart.cart_agent.probe_result import ProbeCluster, carried_bps
+from telecart.cart_agent.prober import Prober, ProbeReading
 from telecart.cart_agent.transport_cc import PacketResult
 
 from .packet_link import PacketLink
@@ -135,3 +136,30 @@ def test_probe_packets_queueing_on_purpose_are_not_read_as_overuse() -> None:
 
     assert "overusing" in run(exclude=False)  # the model reads a probe as a queue building
     assert "overusing" not in run(exclude=True)
+
+
+def judge(prober: Prober, first: int, rate: float, carried_as: float) -> ProbeReading | None:
+    """A cluster of 8 packets sent at `rate` that reached the receiver at `carried_as`."""
+    prober.cluster = ProbeCluster(first, first + 7, rate, 0.0)
+    sent_gap, arrival_gap = PACKET * 8 / rate, PACKET * 8 / carried_as
+    results = [
+        PacketResult(first + i, i * sent_gap, PACKET, 1.0 + i * arrival_gap) for i in range(8)
+    ]
+    return prober.on_feedback(results, 0.1)
+
+
+def test_readings_the_link_fell_behind_count_as_the_median_of_three_alike() -> None:
+    prober = Prober(sender=None, tap=None)  # type: ignore[arg-type]  # judging only
+    assert prober.config.rate_factor == 1.5
+    readings = [
+        judge(prober, 100 * n, 900_000, kbps * 1000) for n, kbps in enumerate((300, 280, 320))
+    ]
+    assert [r and r.link_bps for r in readings][:2] == [None, None]
+    assert readings[2] and readings[2].link_bps == pytest.approx(0.95 * 300_000, rel=0.02)
+    # The link grew: a reading over 1.5x away makes the older ones history.
+    grown = judge(prober, 400, 1_800_000, 900_000)
+    assert grown and not grown.whole and grown.link_bps is None
+    # One the link kept up with is a lower bound: it clears the rest.
+    whole = judge(prober, 500, 1_200_000, 1_200_000)
+    assert whole and whole.whole and whole.carried_bps == pytest.approx(1_200_000, rel=0.02)
+    assert not prober._saturated and prober.found == 1
