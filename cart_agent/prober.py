@@ -5,16 +5,16 @@ estimate may grow past what the receiver acknowledged (1.5x, `delay_based_estima
 and the ladder climbs after it (2 s a step): on `step` it took 9-12 s to get from 300 back
 to 800 kbit/s. libwebrtc probes instead: a cluster of packets at twice the estimate, whose
 arrival spacing shows what the link carries (`probe_result.py`). Here a cluster is the
-video sender's newest packets sent again as retransmissions, through aiortc's own NACK
-path (`RTCRtpSender._retransmit`): they ride the negotiated RTX stream, the receiver
-drops them as duplicates or repairs a loss with them, and the retransmission cap
-(`retransmission_budget.py`) lets them through uncounted.
+video sender's newest packets sent again, at 1.5x the estimate, as retransmissions
+through aiortc's own NACK path (`RTCRtpSender._retransmit`): they ride the negotiated RTX
+stream, the receiver drops them as duplicates or repairs a loss with them, and the
+retransmission cap (`retransmission_budget.py`) lets them through uncounted.
 
 The rate controller asks for a probe when the estimate is held back by what was
 acknowledged, with no cut for a while (only more sending can tell more). One probe is
-in flight at a time; one that finds nothing doubles the wait before the next (from
+in flight at a time; one the link falls behind doubles the wait before the next (from
 `interval_s` up to `max_interval_s`), one that finds the link carrying most of its rate
-lets the next go at once, at twice the new estimate.
+lets the next go at once, from the new estimate.
 """
 
 from __future__ import annotations
