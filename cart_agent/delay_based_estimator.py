@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 from .transport_cc import PacketResult
 
+PROBING_UP = "probing up"  # the reason while the estimate grows
+
 
 class Usage(enum.Enum):
     NORMAL = "normal"
@@ -428,7 +430,7 @@ class DelayBasedEstimator:
             self.reason = f"holding at loss {self.loss:.0%}"
             return
         self._set(self._grown(elapsed, acked, now))
-        self.reason = "probing up"
+        self.reason = PROBING_UP
 
     @property
     def last_decrease_at(self) -> float:
@@ -443,7 +445,7 @@ class DelayBasedEstimator:
         return (
             acked is not None
             and self.fresh(now)
-            and self.reason == "probing up"
+            and self.reason == PROBING_UP
             and now - self._last_decrease_at >= cfg.probe_quiet_s
             and self.estimate_bps >= cfg.probe_when_capped * (acked + self.untracked_bps)
             and self.estimate_bps < cfg.max_bps

@@ -167,12 +167,9 @@ class Prober:
                 # Readings far from this one (over `forget_above` times apart) are of a
                 # link that has since changed: two of 288 kbit/s from before `step`'s
                 # rise outvoted one of 900 after it.
-                limit = self.config.forget_above
-                kept = [
-                    (at, v) for at, v in self._saturated if carried / limit <= v <= carried * limit
-                ]
-                self._saturated.clear()
-                self._saturated.extend([*kept, (self._clock(), carried)])
+                limit = cfg.forget_above
+                self._keep_readings(lambda value: carried / limit <= value <= carried * limit)
+                self._saturated.append((self._clock(), carried))
         if carried is None:
             return None
         now = self._clock()
@@ -188,7 +185,10 @@ class Prober:
         `forget_above` times it) describe the link before it changed. Kept, two readings
         of 1.8 Mbit/s from before `step`'s drop outvoted one of 280 kbit/s after it."""
         limit = self.config.forget_above * bps
-        kept = [(at, value) for at, value in self._saturated if value <= limit]
+        self._keep_readings(lambda value: value <= limit)
+
+    def _keep_readings(self, keep: Callable[[float], bool]) -> None:
+        kept = [(at, value) for at, value in self._saturated if keep(value)]
         self._saturated.clear()
         self._saturated.extend(kept)
 
@@ -201,10 +201,8 @@ class Prober:
         try:
             for sequence in range(newest - count + 1, newest + 1):
                 before = self._tap.bytes_numbered
-                if self._budget is not None:
-                    with self._budget.unmetered():
-                        await self._sender._retransmit(sequence & 0xFFFF)
-                else:
+                budget = self._budget
+                with budget.unmetered() if budget is not None else contextlib.nullcontext():
                     await self._sender._retransmit(sequence & 0xFFFF)
                 size = self._tap.bytes_numbered - before
                 if size:

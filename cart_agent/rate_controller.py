@@ -257,10 +257,10 @@ class RateController:
             tap = TransportCcTap(transport, self._on_transport_feedback)
             on_it = [s for s in self.senders.values() if id(s.transport) == key]
             rtx = {s._rtx_ssrc: s._ssrc for s in on_it}
-            video = [s._ssrc for s in on_it if s.kind == "video"]
+            cameras = [s for s in on_it if s.kind == "video"]
+            video = [s._ssrc for s in cameras]
             budget = RetransmissionBudget(transport, rtx, self._budget_bps, video_ssrcs=video)
             self._taps += [tap, budget]
-            cameras = [s for s in on_it if s.kind == "video"]
             if self.prober is None and cameras:
                 self.prober = Prober(cameras[0], tap, budget, clock=self._clock)
 
@@ -274,26 +274,10 @@ class RateController:
         delay.untracked_recent_bps = self._other_traffic.recent_bps
         now = self._clock()
         prober = self.prober
-        cut_at = delay.last_decrease_at
-        delay.on_feedback(results, now, prober.in_flight if prober is not None else None)
-        if prober is not None and delay.last_decrease_at != cut_at:
-            prober.forget_readings_above(delay.estimate_bps)
-        judged = prober.judged if prober is not None else 0
-        reading = prober.on_feedback(results, now) if prober is not None else None
-        changed = False
-        if reading is not None and reading.whole:
-            changed = self._probe_found = delay.on_probe(reading.carried_bps, now, lower=False)
-        elif reading is not None and reading.link_bps is not None:
-            changed = delay.on_probe(reading.link_bps, now, lower=True)
-        if changed:
-            self.estimator.estimate_bps = delay.estimate_bps
-        if prober is not None and prober.judged > judged:
-            log.info(
-                "probe at %.0f bit/s: %s -> estimate %.0f",
-                prober.last_rate_bps,
-                reading,
-                delay.estimate_bps,
-            )
+        if prober is None:
+            delay.on_feedback(results, now)
+        else:
+            self._feed_with_probes(prober, results, now)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "feedback %d packets, %d lost: %s trend %.4f threshold %.1f acked %s loss %.3f"
@@ -307,6 +291,31 @@ class RateController:
                 delay.loss,
                 delay.estimate_bps,
                 delay.reason,
+            )
+
+    def _feed_with_probes(self, prober: Prober, results: list[PacketResult], now: float) -> None:
+        """Transport feedback to the delay-based estimator and the prober, and a probe's
+        reading back to the estimate (`prober.py`)."""
+        delay = self.delay_estimator
+        cut_at = delay.last_decrease_at
+        delay.on_feedback(results, now, prober.in_flight)
+        if delay.last_decrease_at != cut_at:
+            prober.forget_readings_above(delay.estimate_bps)
+        judged = prober.judged
+        reading = prober.on_feedback(results, now)
+        changed = False
+        if reading is not None and reading.whole:
+            changed = self._probe_found = delay.on_probe(reading.carried_bps, now, lower=False)
+        elif reading is not None and reading.link_bps is not None:
+            changed = delay.on_probe(reading.link_bps, now, lower=True)
+        if changed:
+            self.estimator.estimate_bps = delay.estimate_bps
+        if prober.judged > judged:
+            log.info(
+                "probe at %.0f bit/s: %s -> estimate %.0f",
+                prober.last_rate_bps,
+                reading,
+                delay.estimate_bps,
             )
 
     async def _run(self) -> None:

@@ -79,7 +79,7 @@ class RetransmissionBudget:
             elif not self._take(len(data)):
                 self.dropped += 1
                 return
-            if ssrc in self._rtx_ssrcs:
+            if repairs is not None:
                 self.passed += 1
                 self.passed_bytes += len(data)
         await self._original(data)
