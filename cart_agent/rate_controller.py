@@ -273,11 +273,16 @@ class RateController:
         delay.untracked_bps = self._other_traffic.bps
         delay.untracked_recent_bps = self._other_traffic.recent_bps
         now = self._clock()
+        cut_at = delay.last_decrease_at
         prober = self.prober
         if prober is None:
             delay.on_feedback(results, now)
         else:
             self._feed_with_probes(prober, results, now)
+        if delay.last_decrease_at != cut_at and self.allocation is not None:
+            # A cut acts at once, not at the next tick (up to `interval_s` later): after
+            # `step`'s drop the old rung kept filling the queue 0.4-0.5 s longer.
+            self.step(None, now)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "feedback %d packets, %d lost: %s trend %.4f threshold %.1f acked %s loss %.3f"

@@ -9,7 +9,8 @@ target (with a short burst) and drops the rest before they reach the wire. A dro
 retransmission costs nothing a keyframe request will not repair.
 
 Retransmissions of video sent before the stream's newest keyframe are dropped before
-they cost a token (`stale_retransmissions.py`).
+they cost a token, and those of the newest keyframe itself go first, borrowing tokens
+(`stale_retransmissions.py`).
 
 `RetransmissionBudget` wraps one `RTCDtlsTransport._send_rtp`, like `TransportCcTap`,
 and must be installed after it, so a dropped packet is never numbered.
@@ -30,7 +31,8 @@ from .stale_retransmissions import KeyframeMarks, rtp_payload
 class RetransmissionBudget:
     """Drops RTX packets beyond `share` of the target rate (bit/s from `target_bps()`),
     and those of video a newer keyframe replaced. `rtx_ssrcs` maps each RTX stream to
-    the stream it repairs; `video_ssrcs` are the VP8 streams among those."""
+    the stream it repairs; `video_ssrcs` are the VP8 streams among those. Repairs of
+    a video stream's newest keyframe pass first and leave the bucket in debt."""
 
     def __init__(
         self,
@@ -54,6 +56,7 @@ class RetransmissionBudget:
         self._at: float | None = None
         self.dropped = 0
         self.stale = 0  # dropped as older than their stream's newest keyframe
+        self.keyframe_repairs = 0  # passed first, as repairs of the newest keyframe
         self.passed = 0
         self.probes = 0  # passed outside the share (`unmetered`)
         self._unmetered = False
@@ -73,9 +76,12 @@ class RetransmissionBudget:
             elif self._unmetered:
                 self._unmetered = False  # the first one only: a NACK's may follow
                 self.probes += 1
-            elif self._keyframes.is_stale(repairs, int.from_bytes(rtp_payload(data)[:2], "big")):
+            elif self._keyframes.is_stale(repairs, original := _original_sequence(data)):
                 self.stale += 1
                 return
+            elif self._keyframes.repairs_keyframe(repairs, original):
+                self.keyframe_repairs += 1
+                self._take(len(data), borrow=True)
             elif not self._take(len(data)):
                 self.dropped += 1
                 return
@@ -95,14 +101,20 @@ class RetransmissionBudget:
         finally:
             self._unmetered = False
 
-    def _take(self, size: int) -> bool:
+    def _take(self, size: int, *, borrow: bool = False) -> bool:
+        """Spend `size` bytes of tokens if the bucket holds them, or always if `borrow`."""
         now = self._clock()
         rate = self._share * self._target_bps() / 8  # bytes per second
         burst = max(rate * self._burst_s, 1500.0)
         elapsed = burst / rate if self._at is None or rate <= 0 else now - self._at
         self._at = now
         self._tokens = min(self._tokens + rate * elapsed, burst)
-        if self._tokens < size:
+        if self._tokens < size and not borrow:
             return False
         self._tokens -= size
         return True
+
+
+def _original_sequence(rtx: bytes) -> int:
+    """The sequence number of the packet an RTX packet repairs (RFC 4588)."""
+    return int.from_bytes(rtp_payload(rtx)[:2], "big")

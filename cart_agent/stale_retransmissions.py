@@ -1,5 +1,5 @@
-"""Which retransmissions are no use any more: those of video frames a newer keyframe has
-replaced.
+"""Which retransmissions are no use any more (those of video frames a newer keyframe has
+replaced), and which matter most (those of the newest keyframe).
 
 When `step` drops from 2 Mbit/s to 300 kbit/s the receiver NACKs hundreds of packets of
 the old, big picture, and the cart answers from a 1024-packet history
@@ -11,13 +11,23 @@ at a keyframe and needs nothing sent before it, so `KeyframeMarks` notes where e
 video stream's newest keyframe begins (from the VP8 payload descriptor, RFC 7741) and
 `is_stale` tells the cap to drop a retransmission of anything older, before it costs a
 token.
+
+The newest keyframe's own packets are then the ones the picture waits for, yet their
+repairs queued for the cap's tokens behind those of the delta frames after it: in one
+`step` run of three the new picture was repaired only 1.5 s after the drop.
+`repairs_keyframe` lets each of them jump the cap `KEYFRAME_REPAIRS` times (the cap
+still counts their bytes, so later repairs wait).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Final
 
-RTP_HEADER_BYTES = 12
+RTP_HEADER_BYTES: Final = 12
+# Repairs of one packet of the newest keyframe that go ahead of the retransmission cap.
+KEYFRAME_REPAIRS: Final = 2
 
 
 def rtp_payload(data: bytes) -> bytes:
@@ -56,20 +66,51 @@ def _before(sequence: int, reference: int) -> bool:
 
 
 @dataclass
+class _Keyframe:
+    """Where one keyframe lies in its stream, and how often its packets were repaired."""
+
+    start: int
+    timestamp: int
+    end: int
+    repaired: Counter[int] = field(default_factory=Counter)
+
+    def holds(self, sequence: int) -> bool:
+        return not _before(sequence, self.start) and not _before(self.end, sequence)
+
+
+@dataclass
 class KeyframeMarks:
-    """The first sequence number of each video stream's newest keyframe."""
+    """Where each video stream's newest keyframe lies."""
 
     video_ssrcs: frozenset[int]
-    _starts: dict[int, int] = field(default_factory=dict)
+    _newest: dict[int, _Keyframe] = field(default_factory=dict)
 
     def see(self, data: bytes) -> None:
         """Note a media packet on its way out."""
         ssrc = int.from_bytes(data[8:12], "big")
-        if ssrc in self.video_ssrcs and starts_vp8_keyframe(rtp_payload(data)):
-            self._starts[ssrc] = int.from_bytes(data[2:4], "big")
+        if ssrc not in self.video_ssrcs:
+            return
+        sequence = int.from_bytes(data[2:4], "big")
+        timestamp = int.from_bytes(data[4:8], "big")
+        keyframe = self._newest.get(ssrc)
+        if starts_vp8_keyframe(rtp_payload(data)):
+            self._newest[ssrc] = _Keyframe(sequence, timestamp, sequence)
+        elif keyframe is not None and timestamp == keyframe.timestamp:
+            keyframe.end = sequence  # the keyframe's later packets share its timestamp
 
     def is_stale(self, ssrc: int, sequence: int) -> bool:
         """A retransmission of packet `sequence` of stream `ssrc` is no use: a newer
         keyframe began after it."""
-        start = self._starts.get(ssrc)
-        return start is not None and _before(sequence, start)
+        keyframe = self._newest.get(ssrc)
+        return keyframe is not None and _before(sequence, keyframe.start)
+
+    def repairs_keyframe(self, ssrc: int, sequence: int) -> bool:
+        """Packet `sequence` belongs to the stream's newest keyframe and has been
+        repaired fewer than `KEYFRAME_REPAIRS` times (this repair is counted)."""
+        keyframe = self._newest.get(ssrc)
+        if keyframe is None or not keyframe.holds(sequence):
+            return False
+        if keyframe.repaired[sequence] >= KEYFRAME_REPAIRS:
+            return False
+        keyframe.repaired[sequence] += 1
+        return True

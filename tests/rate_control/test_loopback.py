@@ -335,3 +335,24 @@ async def test_a_probe_goes_out_as_retransmissions_outside_their_cap_and_raises_
     cut = controller.delay_estimator.estimate_bps
     assert cut < before
     assert not prober._saturated
+
+
+async def test_a_cut_in_the_estimate_moves_the_rung_down_before_the_next_tick(
+    controller: RateController,
+) -> None:
+    await asyncio.sleep(0.5)
+    now = time.monotonic()
+    controller.delay_estimator.estimate_bps = controller.estimator.estimate_bps = 1_500_000
+    controller.step(None, now)
+    assert controller.allocation is not None
+    before = controller.allocation
+    # Transport feedback for 1.5 s of 1000-byte packets, a third of them lost.
+    base = controller._taps[0].next_sequence + 100_000  # type: ignore[union-attr]
+    lossy = [
+        PacketResult(base + i, now + i * 0.025, 1000, None if i % 3 == 0 else 50 + i * 0.025)
+        for i in range(60)
+    ]
+    controller._on_transport_feedback(lossy)  # no await: no tick can run in between
+    assert controller.delay_estimator.estimate_bps < 500_000
+    assert controller.allocation.rung.index > before.rung.index
+    assert controller.allocation.budget_bps < before.budget_bps / 2

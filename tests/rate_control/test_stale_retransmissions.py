@@ -53,3 +53,28 @@ def test_a_retransmission_is_stale_only_before_its_own_streams_newest_keyframe()
         sequence += 1
     assert marks.is_stale(1234, 65003) and marks.is_stale(1234, (keyframe_at - 1) & 0xFFFF)
     assert not marks.is_stale(1234, keyframe_at) and not marks.is_stale(1234, sequence & 0xFFFF)
+
+
+def test_the_newest_keyframe_spans_the_packets_of_its_timestamp() -> None:
+    encoder = AdaptiveVp8Encoder()
+    encoder.set_layer(VideoLayer(320, 240, 30, 300_000, False))
+    frames = moving_frames(1.0, 320, 240)
+    marks = KeyframeMarks(frozenset({1234}))
+    sequence = 65534  # the keyframe wraps the sequence numbers
+    for timestamp in (0, 3000):  # a keyframe (the encoder's first frame), a delta frame
+        for payload in encoder.encode(next(frames))[0]:
+            packet = RtpPacket(
+                payload_type=96, sequence_number=sequence & 0xFFFF, ssrc=1234, timestamp=timestamp
+            )
+            packet.payload = payload
+            marks.see(packet.serialize())
+            sequence += 1
+            if timestamp == 0:
+                keyframe_end = (sequence - 1) & 0xFFFF
+    assert keyframe_end not in (65534, 65535)  # the keyframe spans the wrap
+    assert marks.repairs_keyframe(1234, 65534) and marks.repairs_keyframe(1234, keyframe_end)
+    assert marks.repairs_keyframe(1234, 65534)  # a second time
+    assert not marks.repairs_keyframe(1234, 65534)  # not a third
+    assert not marks.repairs_keyframe(1234, (keyframe_end + 1) & 0xFFFF)  # the delta frame
+    assert not marks.repairs_keyframe(1234, 65533)  # before the keyframe
+    assert not marks.repairs_keyframe(4321, 65534)  # another stream

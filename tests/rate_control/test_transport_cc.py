@@ -199,12 +199,12 @@ def test_other_traffic_is_the_transport_total_less_the_senders_media() -> None:
     assert other.bps == (5_000 + 10 * 28) * 8
 
 
-def vp8(sequence: int, keyframe: bool, start: bool = True) -> bytes:
+def vp8(sequence: int, keyframe: bool, start: bool = True, timestamp: int = 0) -> bytes:
     """A VP8 RTP packet as aiortc sends it: descriptor with a 15-bit picture id."""
     picture_id = [0x80 | (sequence >> 8 & 0x7F), sequence & 0xFF]
     descriptor = bytes([0x90 if start else 0x80, 0x80, *picture_id])
     header = bytes([0x00 if keyframe else 0x01]) + b"\x00" * 9
-    packet = RtpPacket(payload_type=96, sequence_number=sequence, ssrc=1234)
+    packet = RtpPacket(payload_type=96, sequence_number=sequence, ssrc=1234, timestamp=timestamp)
     packet.extensions.transport_sequence_number = 1  # a header extension to skip
     packet.payload = descriptor + header + b"v" * 800
     return packet.serialize(FakeDtlsTransport(negotiated=True)._rtp_header_extensions_map)
@@ -233,3 +233,32 @@ async def test_retransmissions_of_frames_before_the_newest_keyframe_are_dropped_
         await transport._send_rtp(rtx_of(original, rtx_sequence))
     assert budget.stale == 2 and budget.passed == 1 and budget.dropped == 0
     assert RtpPacket.parse(transport.sent[-1]).sequence_number == 12  # the keyframe's repair
+
+
+async def test_the_newest_keyframes_repairs_go_ahead_of_the_cap_twice_each() -> None:
+    transport = FakeDtlsTransport(negotiated=True)
+    now = [0.0]
+    budget = RetransmissionBudget(
+        transport, {777: 1234}, lambda: 400_000, video_ssrcs=[1234], clock=lambda: now[0]
+    )
+    # A keyframe of three packets (one timestamp), then two delta frames.
+    await transport._send_rtp(vp8(100, keyframe=True, timestamp=9000))
+    for sequence in (101, 102):
+        await transport._send_rtp(vp8(sequence, keyframe=True, start=False, timestamp=9000))
+    await transport._send_rtp(vp8(103, keyframe=False, timestamp=12000))
+    await transport._send_rtp(vp8(104, keyframe=False, timestamp=15000))
+    # A delta frame's repair spends the 1000-byte burst; the next one finds it empty.
+    await transport._send_rtp(rtx_of(103, 1))
+    await transport._send_rtp(rtx_of(104, 2))
+    assert budget.passed == 1 and budget.dropped == 1
+    # The keyframe's three packets pass all the same, each twice, not a third time.
+    for rtx_sequence, original in enumerate((100, 101, 102, 100, 101, 102, 101), start=3):
+        await transport._send_rtp(rtx_of(original, rtx_sequence))
+    assert budget.keyframe_repairs == 6 and budget.dropped == 2 and budget.passed == 7
+    # They left the bucket in debt: 0.1 s refills its burst, not the 5 kB they took.
+    now[0] = 0.1
+    await transport._send_rtp(rtx_of(104, 10))
+    assert budget.dropped == 3
+    now[0] = 0.6
+    await transport._send_rtp(rtx_of(104, 11))
+    assert budget.passed == 8
