@@ -311,8 +311,10 @@ class RateController:
         changed = False
         if reading is not None and reading.whole:
             changed = self._probe_found = delay.on_probe(reading.carried_bps, now, lower=False)
-        elif reading is not None and reading.link_bps is not None:
-            changed = delay.on_probe(reading.link_bps, now, lower=True)
+        elif reading is not None:
+            delay.on_saturated_probe(reading.carried_bps)
+            if reading.link_bps is not None:
+                changed = delay.on_probe(reading.link_bps, now, lower=True)
         if changed:
             self.estimator.estimate_bps = delay.estimate_bps
         if prober.judged > judged:

@@ -163,3 +163,35 @@ def test_readings_the_link_fell_behind_count_as_the_median_of_three_alike() -> N
     whole = judge(prober, 500, 1_200_000, 1_200_000)
     assert whole and whole.whole and whole.carried_bps == pytest.approx(1_200_000, rel=0.02)
     assert not prober._saturated and prober.found == 1
+
+
+def test_a_probe_the_link_kept_up_with_reads_no_more_than_its_own_rate() -> None:
+    prober = Prober(sender=None, tap=None)  # type: ignore[arg-type]  # judging only
+    # Planned at 905 kbit/s, sent late and then in a rush (with the media between) at
+    # 1.15 Mbit/s, and arriving at 1.07 Mbit/s: jitter squeezed its 60 ms on a 1000 k link.
+    prober.cluster = ProbeCluster(0, 7, 905_000, 0.0)
+    sent_gap, arrival_gap = PACKET * 8 / 1_150_000, PACKET * 8 / 1_070_000
+    results = [PacketResult(i, i * sent_gap, PACKET, 1.0 + i * arrival_gap) for i in range(8)]
+    assert carried_bps(results) == pytest.approx(1_070_000, rel=0.02)
+    reading = prober.on_feedback(results, 0.1)
+    assert reading and reading.whole and reading.carried_bps == 905_000
+
+
+def test_one_saturated_reading_slows_the_growth_past_it_without_moving_the_estimate() -> None:
+    def grown(reading: float | None) -> float:
+        link = PacketLink(lambda t: 2_000_000, delay_s=0.05)
+        estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
+        steady(estimator, link, 0.0, 6.0)  # 300 kbit/s sent: headroom up to 475 k
+        estimator.estimate_bps = 350_000
+        if reading is not None:
+            estimator.on_saturated_probe(reading)
+            assert estimator.estimate_bps == 350_000
+        steady(estimator, link, 6.0, 1.0)
+        return estimator.estimate_bps
+
+    packet_per_rtt = 1200 * 8 / (0.2 + 0.1)  # 32 kbit/s in that second
+    assert grown(None) > 1.2 * 350_000  # 25 %/s: nothing says where the link ends
+    # Past a reading of 320 k, a packet per round trip (up to 1.25x it).
+    assert grown(320_000) == pytest.approx(350_000 + packet_per_rtt, rel=0.02)
+    # Up to a reading of 380 k at full speed (0.37 s), then a packet per round trip.
+    assert 380_000 < grown(380_000) < 380_000 + 0.7 * packet_per_rtt
