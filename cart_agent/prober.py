@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import statistics
 import time
 from collections import deque
@@ -153,17 +154,13 @@ class Prober:
         cluster, self.cluster = self.cluster, None
         cfg = self.config
         self.judged += 1
-        whole = (
-            cluster is not None
-            and carried is not None
-            and carried >= (cfg.found_share * cluster.rate_bps)
-        )
-        if whole:
-            assert cluster is not None and carried is not None
+        rate = cluster.rate_bps if cluster is not None else math.inf
+        whole = carried is not None and carried >= cfg.found_share * rate
+        if carried is not None and whole:
             # The link kept up with what was tried, and shows no more than that: 10 ms
             # of jitter over a 60 ms cluster read a 905 kbit/s probe as 1072 on the 1000
-            # kbit/s `satellite` link, and the rung climbed to overshot for 2.6 s.
-            carried = min(carried, cluster.rate_bps)
+            # kbit/s `satellite` link, and the rung that allowed overshot it for 2.6 s.
+            carried = min(carried, rate)
             self.found += 1
             self._wait_s = 0.0
             self._saturated.clear()  # the link has grown: older readings are history
