@@ -8,10 +8,12 @@ import pytest
 
 from bench.stethoscope_analysis import (
     BANDS_HZ,
+    ENVELOPE_RATE,
     align,
     band_levels_db,
     fidelity,
     longest_silent_gap_ms,
+    without_islands,
 )
 from bench.stethoscope_signal import HEART_SAMPLES, LOOP_SAMPLES, as_float, source_loop
 from telecart.devices.audio_chunk import SAMPLE_RATE
@@ -106,3 +108,16 @@ def test_nothing_of_the_source_gives_no_figures(loop: Floats) -> None:
 def test_the_loop_is_heart_then_lung() -> None:
     assert HEART_SAMPLES == pytest.approx(10 * 60 / 72 * SAMPLE_RATE, abs=960)
     assert LOOP_SAMPLES - HEART_SAMPLES == 8 * SAMPLE_RATE
+
+
+def test_an_alignment_island_is_in_no_sections_correlation() -> None:
+    second = ENVELOPE_RATE
+    heart, lung = [0] * 8 * second, [1] * 8 * second
+    island = [1] * (second // 4)  # a quarter second of "lung" positions: a misaligned block
+    labels = np.array(heart[: 4 * second] + island + heart + lung + heart[: second // 2], np.int8)
+    cleaned = without_islands(labels)
+    assert (cleaned[4 * second : 4 * second + second // 4] == -1).all()
+    assert (cleaned[-second // 2 :] == -1).all()  # a section cut short by the recording's end
+    kept = cleaned != -1
+    assert (cleaned[kept] == labels[kept]).all()
+    assert kept.sum() == labels.size - second // 4 - second // 2
