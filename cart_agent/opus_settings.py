@@ -10,7 +10,9 @@ changes bit rate and expected loss with `opus_encoder_ctl` at any time.
 Profiles per audio role:
 - stethoscope: "audio" application (only a 3 Hz DC filter, flat down to 20 Hz), mono,
   48 kHz, in-band FEC on, DTX off (a quiet chest must not become silence), 24-64 kbit/s;
-- voice: "voip" application (speech tuned), mono, FEC on, 8-32 kbit/s.
+- voice: "voip" application (speech tuned), mono, FEC on, 8-32 kbit/s, wideband at most:
+  unlimited, libopus 1.6 codes 24 kbit/s of speech as hybrid full band and puts no FEC
+  in it (0 of 199 packets at 5 % loss; 136 of 199 at wideband); speech needs no more.
 """
 
 from __future__ import annotations
@@ -42,8 +44,17 @@ TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 MAX_PACKET: Final = 1500
 
 Application = Literal["audio", "voip"]
+Bandwidth = Literal["narrowband", "mediumband", "wideband", "superwideband", "fullband"]
 _APPLICATIONS: Final[dict[str, int]] = {"voip": 2048, "audio": 2049}
+_BANDWIDTHS: Final[dict[Bandwidth, int]] = {
+    "narrowband": 1101,
+    "mediumband": 1102,
+    "wideband": 1103,
+    "superwideband": 1104,
+    "fullband": 1105,
+}
 _SET_BITRATE, _GET_BITRATE = 4002, 4003
+_SET_MAX_BANDWIDTH, _GET_MAX_BANDWIDTH = 4004, 4005
 _SET_VBR = 4006
 _SET_COMPLEXITY = 4010
 _SET_INBAND_FEC, _GET_INBAND_FEC = 4012, 4013
@@ -67,10 +78,13 @@ class OpusProfile:
     complexity: int = 9
     max_loss_percent: int = 30  # FEC sized for up to this much loss
     frame_ms: int = 40  # per packet: 20, 40 or 60 (see `AdaptiveOpusEncoder.encode`)
+    max_bandwidth: Bandwidth = "fullband"
 
 
 STETHOSCOPE: Final = OpusProfile("audio", min_bps=24_000, max_bps=64_000, start_bps=48_000)
-VOICE: Final = OpusProfile("voip", min_bps=8_000, max_bps=32_000, start_bps=24_000)
+VOICE: Final = OpusProfile(
+    "voip", min_bps=8_000, max_bps=32_000, start_bps=24_000, max_bandwidth="wideband"
+)
 PROFILES: Final[dict[str, OpusProfile]] = {"stethoscope": STETHOSCOPE, "voice": VOICE}
 
 
@@ -118,6 +132,7 @@ class LibopusEncoder:
         self._set(_SET_COMPLEXITY, profile.complexity)
         self._set(_SET_INBAND_FEC, 1 if profile.fec else 0)
         self._set(_SET_DTX, 1 if profile.dtx else 0)
+        self._set(_SET_MAX_BANDWIDTH, _BANDWIDTHS[profile.max_bandwidth])
         self._set(_SET_BITRATE, profile.start_bps)
         self._set(_SET_PACKET_LOSS_PERC, 0)
 
@@ -146,6 +161,11 @@ class LibopusEncoder:
     @property
     def dtx(self) -> bool:
         return bool(self.get(_GET_DTX))
+
+    @property
+    def max_bandwidth(self) -> Bandwidth:
+        value = self.get(_GET_MAX_BANDWIDTH)
+        return next(name for name, code in _BANDWIDTHS.items() if code == value)
 
     @property
     def packet_loss_percent(self) -> int:

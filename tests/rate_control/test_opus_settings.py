@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fractions
 import itertools
 
@@ -17,6 +18,7 @@ from telecart.cart_agent.opus_settings import (
     STETHOSCOPE,
     VOICE,
     AdaptiveOpusEncoder,
+    OpusProfile,
     has_fec_data,
 )
 
@@ -128,6 +130,31 @@ def test_bitrate_adapts_within_the_profile_range() -> None:
     high_bytes = sum(len(p) for p, _ in encode_all(high, heart_like()))
     assert low.libopus.bitrate_bps == 24_000
     assert high_bytes > low_bytes * 1.5
+
+
+def speech_like(seconds: float = 4.0) -> npt.NDArray[np.int16]:
+    """A 140 Hz voice with 14 harmonics, three syllables a second, over faint noise."""
+    t = np.arange(int(RATE * seconds)) / RATE
+    voiced = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 15))
+    syllables = (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) ** 2
+    signal = voiced * syllables / np.abs(voiced * syllables).max()
+    noise = np.random.default_rng(2).normal(0, 0.01, len(t))
+    return (0.35 * 32767 * (signal + noise)).astype(np.int16)
+
+
+def test_the_voice_carries_fec_at_24_kbit_s_as_wideband() -> None:
+    def with_fec(profile: OpusProfile) -> tuple[int, int]:
+        encoder = AdaptiveOpusEncoder(profile)
+        encoder.set_bitrate(24_000)
+        encoder.set_packet_loss(0.05)
+        packets = encode_all(encoder, speech_like())
+        assert encoder.libopus.max_bandwidth == profile.max_bandwidth
+        return sum(has_fec_data(p) for p, _ in packets), len(packets)
+
+    carried, sent = with_fec(VOICE)
+    assert VOICE.max_bandwidth == "wideband" and carried > sent // 2
+    # Unlimited, the same speech is coded hybrid full band, with no FEC at all.
+    assert with_fec(dataclasses.replace(VOICE, max_bandwidth="fullband"))[0] == 0
 
 
 def test_switching_to_the_stethoscope_profile_changes_application() -> None:
