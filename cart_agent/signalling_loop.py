@@ -164,6 +164,12 @@ class SignallingLoop:
                         raise
                     except Exception:
                         log.exception("failed to handle '%s' from the server", message.TYPE)
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # A cancellation something below swallowed (seen when the agent
+                        # closed while ending a consultation): stop, do not wait for the
+                        # next message, which may never come.
+                        raise asyncio.CancelledError
             except (
                 ConnectionClosed,
                 ConnectionError,

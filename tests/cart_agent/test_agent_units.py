@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from telecart.cart_agent.signalling_loop import SignallingLoop
 from telecart.cart_agent.tracks import CameraTrack, DeviceAudioTrack
 from telecart.config import AgentConfig
 from telecart.server.app_keys import SOCKETS
+from telecart.signalling.errors import ErrorCode
+from telecart.signalling.messages import Error, Message, Welcome, encode_message
 from tests.cart_agent.conftest import eventually, small_cart
 from tests.server.harness import RunningServer
 
@@ -96,3 +99,35 @@ async def test_agent_reconnects_after_the_server_drops_it(
         assert fast.connected.is_set()
     finally:
         await agent.close()
+
+
+async def test_a_cancellation_a_message_handler_swallows_still_stops_the_loop(
+    server: RunningServer,
+) -> None:
+    token = await server.add_cart("cart-c")
+    handling = asyncio.Event()
+
+    async def on_welcome(welcome: Welcome) -> None:
+        pass
+
+    async def on_message(message: Message) -> None:
+        handling.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            pass  # what something below the agent once did while it closed
+
+    loop = SignallingLoop(server.ws_url, token, on_welcome, on_message)
+    task = asyncio.create_task(loop.run())
+    try:
+        await eventually(lambda: loop.connections == 1, what="the connection")
+        for ws in list(server.app[SOCKETS]):
+            await ws.send_str(encode_message(Error(code=ErrorCode.INVALID_MESSAGE, message="x")))
+        await asyncio.wait_for(handling.wait(), 5)
+        task.cancel()
+        # Without the check after each message the loop went back to waiting for the
+        # next one, and the agent's close waited with it.
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+        assert task.cancelled()
+    finally:
+        task.cancel()
