@@ -206,6 +206,12 @@ class BandwidthEstimator:
             self._set(min(self.estimate_bps, ceiling))
         return self.estimate_bps
 
+    def heard(self, now: float) -> None:
+        """Transport-wide feedback came from the receiver: the link is up. In stills mode
+        Chrome sends receiver reports about every 5 s (randomised up to 7.5 s), so one lost
+        on `edge` looked like an outage while feedback arrived every 130 ms."""
+        self._heard_at = now if self._heard_at is None else max(self._heard_at, now)
+
     def check_silence(self, now: float) -> bool:
         """Call periodically: after `silence_s` with no report, fall to the floor.
 

@@ -1,17 +1,18 @@
-"""Redundant stethoscope audio (RFC 2198 RED carrying Opus), as Chrome sends and decodes it.
+"""Redundant audio (RFC 2198 RED carrying Opus), as Chrome sends and decodes it.
 
 Opus in-band FEC is a SILK feature: in the "audio" mode the stethoscope needs for its
 lowest bands, libopus codes this signal mostly as CELT, and only about one packet in four
 carried FEC data (measured: 100 of 408 packets at 32 kbit/s with 5 % loss reported), so
-a lost packet was concealed 2 times in 3. RED instead repeats the previous Opus frame in
-every packet: one loss is repaired by the next packet, whatever the codec mode, for
-twice the audio bit rate (the ladder counts it, `quality_ladder.STETHOSCOPE_COPIES`).
-Chrome's NetEq splits RED natively when `red/48000/2` is negotiated.
+a lost packet was concealed 2 times in 3; and it puts none into speech at the voice's 8-16
+kbit/s. RED instead repeats the previous Opus frame in every packet: one loss is
+repaired by the next packet, whatever the codec mode, for twice the audio bit rate (the
+ladder counts it, `quality_ladder.Level.copies`). Chrome's NetEq splits RED natively
+when `red/48000/2` is negotiated.
 
-Only the stethoscope's m-line offers RED (`peer.py`, codec preferences `[red, opus]`); if
-the answer drops it the sender stays on plain Opus. `install_opus_red()` adds the codec to
-aiortc's table and a decoder for aiortc peers on the other end (tests, the bench), which
-plays the primary block.
+Both audio m-lines offer RED (`peer.py`, codec preferences `[red, opus]`); if the answer
+drops it the sender stays on plain Opus. `install_opus_red()` adds the codec to aiortc's
+table and a decoder for aiortc receivers (the specialist's voice when the browser sends
+RED, tests, the bench), which plays the primary block.
 """
 
 from __future__ import annotations
@@ -84,16 +85,20 @@ def unpack_red(payload: bytes) -> list[tuple[int, int, bytes]]:
 
 
 class RedPacker:
-    """Keeps the last `distance` Opus frames and wraps each new one in RED with them."""
+    """Wraps each new Opus frame in RED with the last `distance` frames (0: none, the
+    frame alone in RED's one-byte header, for links too thin for the repeat)."""
 
     def __init__(self, opus_payload_type: int, distance: int = 1) -> None:
         self.opus_payload_type = opus_payload_type
-        self.distance = distance
+        self.distance = distance  # may change between packets (another thread sets it)
         self._previous: list[tuple[int, bytes]] = []
 
     def pack(self, frame: bytes, timestamp: int) -> bytes:
-        payload = pack_red(self.opus_payload_type, frame, timestamp, self._previous)
-        self._previous = [*self._previous, (timestamp, frame)][-self.distance :]
+        distance = self.distance
+        previous = self._previous[-distance:] if distance > 0 else []
+        payload = pack_red(self.opus_payload_type, frame, timestamp, previous)
+        # One frame is kept even at distance 0, so the repeat resumes with the next packet.
+        self._previous = [*self._previous, (timestamp, frame)][-max(distance, 1) :]
         return payload
 
 
@@ -120,6 +125,15 @@ def red_packer(negotiated: list[RTCRtpCodecParameters]) -> RedPacker | None:
     if opus is None or opus.payloadType is None:
         return None
     return RedPacker(opus.payloadType)
+
+
+def red_primary_payload_type(codec: RTCRtpCodecParameters) -> int:
+    """The Opus payload type a RED codec's fmtp names (`96/96`)."""
+    for key in codec.parameters:
+        first, _, _ = str(key).partition("/")
+        if first.isdigit():
+            return int(first)
+    raise ValueError(f"RED codec without an Opus payload type: {codec.parameters}")
 
 
 def red_codec() -> RTCRtpCodecParameters:

@@ -29,12 +29,13 @@ from typing import Any, Final, Literal
 import numpy as np
 from aiortc.codecs.base import Encoder
 from aiortc.mediastreams import convert_timebase
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av import AudioFrame, AudioResampler
 from av.frame import Frame
 from av.packet import Packet
 
 from .encoder_control import _library_path, register_encoder
-from .opus_red import RedPacker
+from .opus_red import RedPacker, red_primary_payload_type
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class OpusProfile:
 
 STETHOSCOPE: Final = OpusProfile("audio", min_bps=24_000, max_bps=64_000, start_bps=48_000)
 VOICE: Final = OpusProfile(
-    "voip", min_bps=8_000, max_bps=32_000, start_bps=24_000, max_bandwidth="wideband"
+    "voip", min_bps=8_000, max_bps=16_000, start_bps=16_000, max_bandwidth="wideband"
 )
 PROFILES: Final[dict[str, OpusProfile]] = {"stethoscope": STETHOSCOPE, "voice": VOICE}
 
@@ -262,6 +263,13 @@ class AdaptiveOpusEncoder(Encoder):
         with self._lock:
             self._frame_ms = frame_ms
 
+    def set_copies(self, copies: int) -> None:
+        """How many times each frame goes out when RED is negotiated (2: every packet
+        repeats the last frame; 1: each frame once)."""
+        red = self.red
+        if red is not None:
+            red.distance = max(copies - 1, 0)
+
     @property
     def frame_ms(self) -> int:
         return self._frame_ms or self.profile.frame_ms
@@ -314,7 +322,17 @@ def install_opus_settings() -> bool:
     except (LibopusUnavailable, OSError) as exc:
         log.error("Opus tuning unavailable, using aiortc's encoder: %s", exc)
         return False
-    return register_encoder("audio/opus", lambda codec: AdaptiveOpusEncoder())
+    return register_encoder("audio/opus", lambda codec: AdaptiveOpusEncoder()) and register_encoder(
+        "audio/red", red_sender_encoder
+    )
+
+
+def red_sender_encoder(codec: RTCRtpCodecParameters) -> AdaptiveOpusEncoder:
+    """For a sender whose negotiated codec is RED without a prepared encoder (an aiortc
+    peer answering the cart's offer): Opus in RED."""
+    encoder = AdaptiveOpusEncoder()
+    encoder.red = RedPacker(red_primary_payload_type(codec))
+    return encoder
 
 
 def prepare_audio_sender(sender: object, role: str) -> AdaptiveOpusEncoder:

@@ -87,7 +87,7 @@ class MediaStack:
     opus_profiles: bool
     consent_fix: bool
     transport_feedback: bool
-    stethoscope_red: bool
+    audio_red: bool
     nack_retry: bool
 
 
@@ -163,7 +163,8 @@ class CartPeer:
         for transceiver in (video_room, video_exam):
             prefer_codec(transceiver, VIDEO_CODEC)
         for transceiver, role in layout[2:]:
-            red = role == "stethoscope" and self.media_stack.stethoscope_red
+            # RED needs our encoders to pack it: without them only Opus is offered.
+            red = self.media_stack.audio_red and self.media_stack.opus_profiles
             prefer_codec(transceiver, *((RED_MIME,) if red else ()), AUDIO_CODEC)
             if self.media_stack.opus_profiles:
                 # Only Opus (in RED or not) is offered: the role's encoder is right from

@@ -273,6 +273,7 @@ class RateController:
         delay.untracked_bps = self._other_traffic.bps
         delay.untracked_recent_bps = self._other_traffic.recent_bps
         now = self._clock()
+        self.estimator.heard(now)
         cut_at = delay.last_decrease_at
         prober = self.prober
         if prober is None:
@@ -518,6 +519,7 @@ class RateController:
                 encoder.set_bitrate(rate)
                 encoder.set_packet_loss(loss)
                 encoder.set_frame_ms(audio_frame_ms(level.bitrate_bps))
+                encoder.set_copies(level.copies)
 
     def _should_publish(self, state: QualityState, now: float) -> bool:
         last = self._last_published

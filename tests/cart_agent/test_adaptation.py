@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+from aiortc.codecs.base import Encoder
 
 from telecart.cart_agent.consultation import Consultation
 from telecart.cart_agent.encoder_control import AdaptiveVp8Encoder, encoder_of
@@ -35,22 +36,46 @@ async def test_quality_score_reaches_the_server_metrics(live: Consult) -> None:
                 text = await response.text()
 
 
-async def test_senders_run_the_adaptive_encoders_with_the_stethoscope_profile(
-    live: Consult,
-) -> None:
+async def _encoders(live: Consult) -> tuple[Consultation, dict[str, Encoder]]:
+    """The live consultation and each role's encoder, once every sender has made one."""
     consultation = live.agent.consultation
     assert consultation is not None
     senders = consultation.peer.senders()
     await eventually(
         lambda: all(encoder_of(s) is not None for s in senders.values()), what="encoders"
     )
-    assert isinstance(encoder_of(senders["room"]), AdaptiveVp8Encoder)
-    assert isinstance(encoder_of(senders["exam"]), AdaptiveVp8Encoder)
-    stethoscope = encoder_of(senders["stethoscope"])
-    voice = encoder_of(senders["voice"])
+    encoders = {role: encoder_of(sender) for role, sender in senders.items()}
+    return consultation, {role: e for role, e in encoders.items() if e is not None}
+
+
+async def test_senders_run_the_adaptive_encoders_with_the_stethoscope_profile(
+    live: Consult,
+) -> None:
+    _, encoders = await _encoders(live)
+    assert isinstance(encoders["room"], AdaptiveVp8Encoder)
+    assert isinstance(encoders["exam"], AdaptiveVp8Encoder)
+    stethoscope, voice = encoders["stethoscope"], encoders["voice"]
     assert isinstance(stethoscope, AdaptiveOpusEncoder) and isinstance(voice, AdaptiveOpusEncoder)
     assert stethoscope.profile.application == "audio"
     assert voice.profile.application == "voip"
+
+
+async def test_only_the_last_picture_rung_sends_the_voice_without_its_repeat(
+    live: Consult,
+) -> None:
+    consultation, encoders = await _encoders(live)
+    voice, stethoscope = encoders["voice"], encoders["stethoscope"]
+    assert isinstance(voice, AdaptiveOpusEncoder) and voice.red is not None
+    assert isinstance(stethoscope, AdaptiveOpusEncoder) and stethoscope.red is not None
+    controller = consultation.rate_controller
+    await controller.stop()
+    ladder = controller.ladder
+    bare = next(r for r in ladder.rungs if r.levels["voice"].copies == 1)
+    controller._apply(ladder.allocate(bare, bare.cost_bps), 0.05, 0.2)
+    assert (voice.red.distance, stethoscope.red.distance) == (0, 1)
+    above = ladder.rungs[bare.index - 1]
+    controller._apply(ladder.allocate(above, above.cost_bps), 0.05, 0.2)
+    assert (voice.red.distance, stethoscope.red.distance) == (1, 1)
 
 
 async def _on_the_stills_rung(live: Consult) -> tuple[Consultation, Rung]:

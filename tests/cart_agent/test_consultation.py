@@ -37,11 +37,11 @@ async def test_stethoscope_and_voice_arrive_as_separate_non_silent_tracks(live: 
         ),
         what="audio on both tracks",
     )
-    # The stethoscope goes as RED (each packet repeats the last frame), the voice as Opus,
-    # and the aiortc specialist decodes both.
+    # Both go as RED (each packet repeats the last frame), and the aiortc specialist
+    # decodes both.
     consultation = live.agent.consultation
     assert consultation is not None
-    assert consultation.peer.uses_red("stethoscope") and not consultation.peer.uses_red("voice")
+    assert consultation.peer.uses_red("stethoscope") and consultation.peer.uses_red("voice")
 
 
 async def test_vitals_arrive_in_order_without_gaps(live: Consult) -> None:

@@ -111,8 +111,9 @@ async def test_browser_specialist_gets_video_audio_vitals_and_stills(
             )
             consultation = agent.consultation
             assert consultation is not None
-            # Chromium took RED for the stethoscope and its energy above was decoded from it.
+            # Chromium took RED for both audio tracks; their energy above was decoded from it.
             assert consultation.peer.uses_red("stethoscope")
+            assert consultation.peer.uses_red("voice")
             sent = consultation.stills_sent[0]
             assert still["verified"] and still["sha256"] == sent.sha256
             assert still["size"] == len(sent.data)

@@ -110,6 +110,17 @@ def test_outage_drops_to_floor_then_recovers_quickly() -> None:
     assert estimator.estimate_bps >= 900_000 * 0.5
 
 
+def test_transport_feedback_keeps_a_receiver_with_sparse_reports_out_of_an_outage() -> None:
+    estimator = BandwidthEstimator(estimate_bps=120_000)
+    estimator.update(LinkReport(at=10.0, fraction_lost=0.05, sent_bps=120_000))
+    for t in (12.0, 14.0, 16.0):  # a receiver report lost, feedback still arriving
+        estimator.heard(t)
+    assert not estimator.check_silence(18.0) and estimator.estimate_bps == 120_000
+    estimator.heard(15.0)  # a late, reordered callback does not move the clock back
+    assert not estimator.check_silence(22.0)
+    assert estimator.check_silence(22.5)  # nothing at all for 6.5 s: the link is down
+
+
 def test_step_down_then_up_recovers_within_a_minute() -> None:
     estimator = BandwidthEstimator(estimate_bps=1_000_000)
     link = LinkModel(capacity_bps=1_000_000, base_rtt_s=0.1, random_loss=0.01)

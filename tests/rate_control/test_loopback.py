@@ -356,3 +356,15 @@ async def test_a_cut_in_the_estimate_moves_the_rung_down_before_the_next_tick(
     assert controller.delay_estimator.estimate_bps < 500_000
     assert controller.allocation.rung.index > before.rung.index
     assert controller.allocation.budget_bps < before.budget_bps / 2
+
+
+async def test_transport_feedback_alone_keeps_the_link_up(controller: RateController) -> None:
+    await asyncio.sleep(0.5)
+    now = time.monotonic()
+    controller.estimator._heard_at = now - 10  # the receiver's last reports were lost
+    base = controller._taps[0].next_sequence + 100_000  # type: ignore[union-attr]
+    arrived = [PacketResult(base + i, now + i * 0.025, 1000, 50 + i * 0.025) for i in range(20)]
+    controller._on_transport_feedback(arrived)  # no await: no report can come in between
+    controller.step(None, time.monotonic())
+    assert not controller.estimator.in_outage
+    assert controller.allocation is not None and controller.allocation.rung.has_video

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from telecart.cart_agent.opus_red import (
     RED_MIME,
@@ -13,6 +14,7 @@ from telecart.cart_agent.opus_red import (
     pack_red,
     red_codec,
     red_packer,
+    red_primary_payload_type,
     unpack_red,
 )
 from telecart.cart_agent.opus_settings import STETHOSCOPE, LibopusEncoder
@@ -69,3 +71,27 @@ def test_aiortc_side_decodes_the_primary_block() -> None:
         peaks.append(max(int(abs(f.to_ndarray()).max()) for f in frames))
     assert peaks[-1] > 4000  # the 60 Hz tone, not silence or noise
     assert decoder.decode(JitterFrame(b"\xe0", 0)) == []  # malformed: dropped, no raise
+
+
+def test_a_red_codec_names_its_opus_payload_type_or_is_refused() -> None:
+    offered = red_codec()
+    assert red_primary_payload_type(offered) == int(next(iter(offered.parameters)).split("/")[0])
+    answered = RTCRtpCodecParameters(
+        mimeType=RED_MIME, clockRate=48_000, channels=2, payloadType=63
+    )
+    answered.parameters["111/111"] = None
+    assert red_primary_payload_type(answered) == 111
+    bare = RTCRtpCodecParameters(mimeType=RED_MIME, clockRate=48_000, channels=2, payloadType=63)
+    with pytest.raises(ValueError, match="Opus payload type"):
+        red_primary_payload_type(bare)
+
+
+def test_the_repeat_can_be_dropped_and_resumed_between_packets() -> None:
+    packer = RedPacker(96)
+    packer.pack(b"frame-1", 0)
+    assert [b for *_, b in unpack_red(packer.pack(b"frame-2", 2880))] == [b"frame-1", b"frame-2"]
+    packer.distance = 0  # the thinnest rung: each frame once, still in RED
+    assert unpack_red(packer.pack(b"frame-3", 5760)) == [(96, 0, b"frame-3")]
+    packer.distance = 1
+    blocks = unpack_red(packer.pack(b"frame-4", 8640))
+    assert blocks == [(96, 2880, b"frame-3"), (96, 0, b"frame-4")]

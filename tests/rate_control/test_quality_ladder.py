@@ -12,6 +12,7 @@ from telecart.cart_agent.quality_ladder import (
     OFF,
     PRIORITY,
     STILLS,
+    THIN_STILLS,
     QualityLadder,
     RungSelector,
     VideoMode,
@@ -40,9 +41,9 @@ def test_one_track_changes_per_rung_and_audio_yields_only_to_stills() -> None:
         assert len(changed) == 1
         if changed[0] in ("stethoscope", "voice"):
             assert upper.levels["room"] is OFF
-            assert upper.levels["exam"] in (STILLS, OFF)
+            assert upper.levels["exam"] in (STILLS, THIN_STILLS, OFF)
         if changed[0] == "stethoscope":
-            assert upper.levels["voice"] == DEFAULT_LEVELS["voice"][-1]
+            assert upper.levels["voice"].bitrate_bps == DEFAULT_LEVELS["voice"][-1].bitrate_bps
 
 
 def test_the_room_camera_goes_off_before_the_exam_camera_drops_below_320x180_at_15() -> None:
@@ -57,7 +58,7 @@ def test_stills_hold_until_voice_and_stethoscope_are_at_their_floors() -> None:
     # and it is sent twice (RED): a still every few seconds is worth more on `edge`.
     last_stills = max(r.index for r in LADDER.rungs if r.levels["exam"] == STILLS)
     levels = LADDER.rungs[last_stills].levels
-    assert levels["voice"] == DEFAULT_LEVELS["voice"][-1]
+    assert levels["voice"].bitrate_bps == DEFAULT_LEVELS["voice"][-1].bitrate_bps
     assert levels["stethoscope"].bitrate_bps == 24_000
     assert LADDER.rungs[last_stills].cost_bps < 110_000  # the edge profile's 128 kbit/s uplink
 
@@ -69,7 +70,20 @@ def test_stethoscope_is_never_below_voice_or_video_in_priority(budget: int) -> N
     if levels["stethoscope"] != DEFAULT_LEVELS["stethoscope"][0]:
         assert levels["exam"].mode in (VideoMode.STILLS, VideoMode.OFF)  # DEGRADE_PLAN
         assert levels["room"].mode is VideoMode.OFF
-        assert levels["voice"] == DEFAULT_LEVELS["voice"][-1]
+        assert levels["voice"].bitrate_bps == DEFAULT_LEVELS["voice"][-1].bitrate_bps
+
+
+def test_the_voices_repeat_goes_only_to_keep_the_last_picture() -> None:
+    dropped = next(
+        lower
+        for upper, lower in itertools.pairwise(LADDER.rungs)
+        if upper.levels["voice"].copies > lower.levels["voice"].copies
+    )
+    assert dropped.levels["exam"] == THIN_STILLS
+    assert LADDER.rungs[dropped.index + 1].levels["exam"] is OFF
+    repeated = LADDER.rungs[dropped.index - 1]
+    assert repeated.cost_bps - dropped.cost_bps == 8_000  # the 8 kbit/s voice's repeat
+    assert all(r.levels["voice"].copies == 2 for r in LADDER.rungs[: dropped.index])
 
 
 def test_stills_come_before_audio_only_and_fit_a_100k_link() -> None:
