@@ -116,6 +116,7 @@ class Consultation:
             self._publish_quality,
             start_bps=initial_uplink_kbps * 1000,
             on_allocation=self._allocation,
+            fec_types=self.peer.fec_payload_types,
         )
         self._frames_at = {
             t.role: (t.frames_sent, time.monotonic()) for t in (tracks.room, tracks.exam)

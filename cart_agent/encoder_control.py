@@ -35,10 +35,12 @@ import aiortc.rtcrtpsender
 import av
 import numpy as np
 from aiortc.codecs.base import Encoder
-from aiortc.codecs.vpx import Vp8Encoder, number_of_threads
+from aiortc.codecs.vpx import Vp8Encoder, VpxPayloadDescriptor, number_of_threads
 from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.frame import Frame
+
+from .video_fec import VideoFec
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +301,26 @@ class EncoderCounters:
     bytes: int = 0
 
 
+# A FEC packet is as long as the longest packet it protects, header extensions twice and
+# 15 bytes more; SRTP (pylibsrtp) refuses packets over 1356 bytes, and aiortc fills VP8
+# packets to 1300.
+FEC_PROTECTED_PAYLOAD = 1200
+
+
+def packetize_vp8(data: bytes, picture_id: int, max_payload: int) -> list[bytes]:
+    """aiortc's VP8 packetization with payloads of at most `max_payload` bytes."""
+    descriptor = VpxPayloadDescriptor(partition_start=1, partition_id=0, picture_id=picture_id)
+    payloads = []
+    pos = 0
+    while pos < len(data):
+        header = bytes(descriptor)
+        size = max_payload - len(header)
+        payloads.append(header + data[pos : pos + size])
+        descriptor.partition_start = 0
+        pos += size
+    return payloads
+
+
 class AdaptiveVp8Encoder(Vp8Encoder):
     """aiortc's VP8 encoder interface with in-place rate changes and controlled keyframes.
 
@@ -327,6 +349,7 @@ class AdaptiveVp8Encoder(Vp8Encoder):
         self.keyframe_min_interval_s = keyframe_min_interval_s
         self.remb_bps: int | None = None
         self.counters = EncoderCounters()
+        self.fec: VideoFec | None = None  # set by the rate controller when FEC is negotiated
 
     # aiortc calls this setter with the receiver's REMB; the rate controller decides.
     @property
@@ -413,8 +436,15 @@ class AdaptiveVp8Encoder(Vp8Encoder):
         self.counters.bytes += len(data)
         if not data:
             return [], timestamp
-        payloads = self._packetize(data, self.picture_id)
+        fec = self.fec
+        if fec is None:
+            payloads = self._packetize(data, self.picture_id)
+        else:
+            payloads = packetize_vp8(data, self.picture_id, FEC_PROTECTED_PAYLOAD)
         self.picture_id = (self.picture_id + 1) % (1 << 15)
+        slot = fec.slot() if fec is not None else None
+        if slot is not None:  # first, so that aiortc marks the frame's last packet
+            payloads = [slot, *payloads]
         return payloads, timestamp
 
     def _due(self, pts: int, fps: float) -> bool:

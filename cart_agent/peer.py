@@ -56,6 +56,13 @@ from telecart.cart_agent.quality_ladder import TrackRole
 from telecart.cart_agent.stills import STILLS_LABEL
 from telecart.cart_agent.tracks import CameraTrack, DeviceAudioTrack
 from telecart.cart_agent.transport_cc import install_transport_cc
+from telecart.cart_agent.video_fec import (
+    RED_VIDEO_MIME,
+    ULPFEC_MIME,
+    FecPayloadTypes,
+    install_video_fec,
+    negotiated_fec,
+)
 from telecart.cart_agent.vitals_channel import VITALS_LABEL
 
 log = logging.getLogger(__name__)
@@ -89,6 +96,7 @@ class MediaStack:
     transport_feedback: bool
     audio_red: bool
     nack_retry: bool
+    video_fec: bool
 
 
 def prepare_media_stack() -> MediaStack:
@@ -104,6 +112,7 @@ def prepare_media_stack() -> MediaStack:
         install_transport_cc(),
         install_opus_red(),
         install_nack_retry(),
+        install_video_fec(),
     )
 
 
@@ -149,6 +158,7 @@ class CartPeer:
         self.tracks = tracks
         self._roles: dict[RTCRtpTransceiver, TrackRole] = {}
         self._audio_encoders: dict[TrackRole, AdaptiveOpusEncoder] = {}
+        self._fec_types: dict[TrackRole, FecPayloadTypes] = {}
         video_room = self.pc.addTransceiver(tracks.room, direction="sendrecv")
         video_exam = self.pc.addTransceiver(tracks.exam, direction="sendonly")
         stethoscope = self.pc.addTransceiver(tracks.stethoscope, direction="sendonly")
@@ -160,8 +170,11 @@ class CartPeer:
             (voice, "voice"),
         )
         self._roles.update(layout)
+        # Both cameras offer FEC (`video_fec.py`); Chrome takes it apart itself, and may
+        # send its own camera to the cart in RED too (the cart only unwraps it).
+        fec = (RED_VIDEO_MIME, ULPFEC_MIME) if self.media_stack.video_fec else ()
         for transceiver in (video_room, video_exam):
-            prefer_codec(transceiver, VIDEO_CODEC)
+            prefer_codec(transceiver, VIDEO_CODEC, *fec)
         for transceiver, role in layout[2:]:
             # RED needs our encoders to pack it: without them only Opus is offered.
             red = self.media_stack.audio_red and self.media_stack.opus_profiles
@@ -206,6 +219,13 @@ class CartPeer:
             encoder = self._audio_encoders.get(role)
             if encoder is not None:
                 encoder.red = red_packer(transceiver._codecs)
+            fec = negotiated_fec(transceiver._codecs) if transceiver.kind == "video" else None
+            if fec is not None:
+                self._fec_types[role] = fec
+
+    def fec_payload_types(self) -> dict[TrackRole, FecPayloadTypes]:
+        """Video roles whose answer took RED and ULPFEC (valid after `accept_answer`)."""
+        return dict(self._fec_types)
 
     def uses_red(self, role: TrackRole) -> bool:
         """Whether the answer took RED for this audio track (valid after `accept_answer`)."""

@@ -43,6 +43,7 @@ from .quality_ladder import (
 from .quality_score import QualityState, quality_state
 from .retransmission_budget import RetransmissionBudget
 from .transport_cc import PacketResult, TransportCcTap
+from .video_fec import FecPayloadTypes, UlpfecTap, VideoFec, fec_group
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ class RateController:
         estimator: BandwidthEstimator | None = None,
         delay_estimator: DelayBasedEstimator | None = None,
         on_allocation: Callable[[Allocation], None] | None = None,
+        fec_types: Callable[[], Mapping[TrackRole, FecPayloadTypes]] = dict,
         interval_s: float = 0.5,
         publish_every_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
@@ -202,7 +204,10 @@ class RateController:
         gcc_config = GccConfig() if start_bps is None else GccConfig(start_bps=start_bps)
         self.estimator = estimator or BandwidthEstimator(rr_config)
         self.delay_estimator = delay_estimator or DelayBasedEstimator(gcc_config)
-        self._taps: list[TransportCcTap | RetransmissionBudget] = []
+        self._taps: list[TransportCcTap | RetransmissionBudget | UlpfecTap] = []
+        self._fec_types = fec_types  # read when the media connects (after the answer)
+        self.video_fec: dict[TrackRole, VideoFec] = {}
+        self.fec_group = fec_group  # (loss, round trip) -> media packets per FEC packet
         self.prober: Prober | None = None  # on the first video sender's transport
         self._probe_found = False  # a probe just raised the estimate, carried at its rate
         self._other_traffic = OtherTraffic()
@@ -253,9 +258,18 @@ class RateController:
     def _tap_transports(self) -> None:
         """Read transport-wide feedback on each distinct DTLS transport (one when bundled)."""
         transports = {id(s.transport): s.transport for s in self.senders.values() if s.transport}
+        fec_types = self._fec_types()
         for key, transport in transports.items():
-            tap = TransportCcTap(transport, self._on_transport_feedback)
             on_it = [s for s in self.senders.values() if id(s.transport) == key]
+            protected = {
+                role: VideoFec.for_sender(sender, fec_types[role])
+                for role, sender in self.senders.items()
+                if role in fec_types and id(sender.transport) == key
+            }
+            if protected:  # innermost: FEC covers the bytes transport numbering leaves
+                self._taps.append(UlpfecTap(transport, list(protected.values())))
+                self.video_fec.update(protected)
+            tap = TransportCcTap(transport, self._on_transport_feedback)
             rtx = {s._rtx_ssrc: s._ssrc for s in on_it}
             cameras = [s for s in on_it if s.kind == "video"]
             video = [s._ssrc for s in cameras]
@@ -511,6 +525,11 @@ class RateController:
             if isinstance(encoder, AdaptiveVp8Encoder):
                 encoder.keyframe_min_interval_s = max(1.0, 2 * (rtt_s or 0.0))
                 paused = not level.is_video or self._estimate_before_loss is not None
+                fec = self.video_fec.get(role)
+                if fec is not None:
+                    fec.group = None if paused else self.fec_group(loss, rtt_s)
+                    encoder.fec = fec
+                    rate = int(rate * fec.media_share)
                 encoder.set_layer(VideoLayer(level.width, level.height, level.fps, rate, paused))
             elif isinstance(encoder, AdaptiveOpusEncoder):
                 profile = PROFILES.get(role)

@@ -76,10 +76,8 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
         yield srv
 
 
-@pytest.fixture
-async def live(server: RunningServer, tmp_path: Path) -> AsyncIterator[Consult]:
-    """A simulated cart and a Python specialist in a connected consultation."""
-    await server.add_specialist("drheart", "cardiology")
+async def loopback_agent(server: RunningServer, tmp_path: Path) -> CartAgent:
+    """A started simulated cart (cart-1) asking for a cardiologist."""
     token = await server.add_cart("cart-1")
     # Loopback: start the rate controller where a good link would take it, so the cameras
     # reach their own sizes within seconds even on a loaded machine.
@@ -90,8 +88,16 @@ async def live(server: RunningServer, tmp_path: Path) -> AsyncIterator[Consult]:
         initial_uplink_kbps=2500,
     )
     agent = CartAgent(config, small_cart(), request=ConsultationRequest("cardiology"))
-    specialist = PythonSpecialist(server, "drheart")
     await agent.start()
+    return agent
+
+
+@pytest.fixture
+async def live(server: RunningServer, tmp_path: Path) -> AsyncIterator[Consult]:
+    """A simulated cart and a Python specialist in a connected consultation."""
+    await server.add_specialist("drheart", "cardiology")
+    agent = await loopback_agent(server, tmp_path)
+    specialist = PythonSpecialist(server, "drheart")
     await specialist.connect()
     try:
         session_id = await specialist.wait_queue()

@@ -78,6 +78,19 @@ async def test_only_the_last_picture_rung_sends_the_voice_without_its_repeat(
     assert (voice.red.distance, stethoscope.red.distance) == (1, 1)
 
 
+async def test_an_aiortc_specialist_takes_the_exam_cameras_fec_apart(live: Consult) -> None:
+    consultation, _ = await _encoders(live)
+    controller = consultation.rate_controller
+    fec = controller.video_fec.get("exam")
+    assert fec is not None  # the aiortc answer took RED and ULPFEC too
+    controller.fec_group = lambda loss, rtt: 4
+    frames = live.specialist.received.video_frames
+    await eventually(lambda: fec.fec_packets >= 10, what="ten FEC packets")
+    decoded = frames.get("exam", 0)
+    await eventually(lambda: frames.get("exam", 0) >= decoded + 20, what="exam frames")
+    assert fec.media_packets >= 4 * fec.fec_packets
+
+
 async def _on_the_stills_rung(live: Consult) -> tuple[Consultation, Rung]:
     """The rate controller stopped (the test picks the rungs); exam on periodic stills."""
     consultation = live.agent.consultation

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from telecart.cart_agent.agent import CartAgent, ConsultationRequest
-from telecart.config import AgentConfig
 from telecart.signalling.session_state import SessionState
-from tests.cart_agent.conftest import EXAM_SIZE, ROOM_SIZE, eventually, small_cart
+from tests.cart_agent.conftest import EXAM_SIZE, ROOM_SIZE, eventually
 from tests.e2e.conftest import ARTIFACTS
-from tests.server.harness import PASSWORD, RunningServer, running_server, server_config
+from tests.e2e.live_call import eventually_async, live_call
 
 pytestmark = pytest.mark.browser
 AUDIO_ROLES = ("stethoscope", "voice")
@@ -41,132 +38,85 @@ async def _stats(page: Any) -> dict[str, dict[str, Any]]:
     return {s["role"]: s for s in await page.evaluate(RECEIVER_STATS)}
 
 
-async def _open_and_accept(page: Any, server: RunningServer) -> None:
-    await page.goto(server.base + "/")
-    await page.fill("input[name=username]", "drheart")
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.click("button.accept", timeout=20_000)
-    await page.wait_for_function("window.telecart.state === 'live'", timeout=30_000)
-
-
-async def _agent(server: RunningServer, tmp_path: Path, repeat: float | None) -> CartAgent:
-    token = await server.add_cart("cart-1")
-    # Loopback: start the rate controller where a good link would take it, so the cameras
-    # reach their own sizes within seconds even on a loaded machine.
-    config = AgentConfig(
-        server_url=server.ws_url,
-        token=token,
-        data_dir=tmp_path / "agent",
-        initial_uplink_kbps=2500,
-    )
-    agent = CartAgent(config, small_cart(), ConsultationRequest("cardiology"), repeat)
-    await agent.start()
-    return agent
-
-
 async def test_browser_specialist_gets_video_audio_vitals_and_stills(
     browser: Any, tmp_path: Path
 ) -> None:
-    async with running_server(server_config(tmp_path / "server")) as server:
-        await server.add_specialist("drheart", "cardiology")
-        agent = await _agent(server, tmp_path, None)
-        page = await browser.new_page()
-        try:
-            await _open_and_accept(page, server)
-            session_id = agent.session.session_id if agent.session else ""
+    async with live_call(browser, tmp_path) as call:
+        server, agent, page = call.server, call.agent, call.page
+        session_id = agent.session.session_id if agent.session else ""
 
-            async def media_flowing() -> bool:
-                stats = await _stats(page)
-                return all(
-                    stats.get(r, {}).get("frames", 0) >= 10 for r in ("room", "exam")
-                ) and all(stats.get(r, {}).get("energy", 0) > 1e-4 for r in AUDIO_ROLES)
-
-            await _eventually_async(media_flowing, "frames and audio on all four tracks")
-
-            async def camera_sizes() -> bool:
-                # The rate controller starts at 300 kbit/s and scales up as the link
-                # allows: the exam camera (first in priority) reaches its own size; the
-                # room camera may still be scaled down within its aspect ratio.
-                stats = await _stats(page)
-                room = (stats["room"]["width"], stats["room"]["height"])
-                exam = (stats["exam"]["width"], stats["exam"]["height"])
-                return exam == EXAM_SIZE and room[0] * ROOM_SIZE[1] == room[1] * ROOM_SIZE[0]
-
-            await _eventually_async(camera_sizes, "the exam video at its camera size")
-
-            await page.wait_for_function("window.telecart.vitals.length >= 6", timeout=20_000)
-            seqs = await page.evaluate("window.telecart.vitals.map(v => v.seq)")
-            assert seqs == list(range(1, len(seqs) + 1))
-            assert await page.evaluate("window.telecart.vitalsGaps") == 0
-
-            await page.click("#still")
-            await page.wait_for_function(
-                "window.telecart.stills.length === 1 && window.telecart.stills[0].serverUrl",
-                timeout=30_000,
+        async def media_flowing() -> bool:
+            stats = await _stats(page)
+            return all(stats.get(r, {}).get("frames", 0) >= 10 for r in ("room", "exam")) and all(
+                stats.get(r, {}).get("energy", 0) > 1e-4 for r in AUDIO_ROLES
             )
-            still = await page.evaluate(
-                "(({header, size, sha256, verified, serverUrl}) => "
-                "({header, size, sha256, verified, serverUrl}))(window.telecart.stills[0])"
-            )
-            consultation = agent.consultation
-            assert consultation is not None
-            # Chromium took RED for both audio tracks; their energy above was decoded from it.
-            assert consultation.peer.uses_red("stethoscope")
-            assert consultation.peer.uses_red("voice")
-            sent = consultation.stills_sent[0]
-            assert still["verified"] and still["sha256"] == sent.sha256
-            assert still["size"] == len(sent.data)
-            stored = await page.evaluate(
-                "async (url) => { const r = await fetch(url); "
-                "return [r.status, (await r.arrayBuffer()).byteLength]; }",
-                still["serverUrl"],
-            )
-            assert stored == [200, len(sent.data)]
 
-            await eventually(
-                lambda: (
-                    consultation.remote_audio is not None
-                    and consultation.remote_audio.chunks_played > 25
-                ),
-                what="the browser's microphone on the cart speaker",
-            )
-            ARTIFACTS.mkdir(exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / "specialist-live.png"), full_page=True)
+        await eventually_async(media_flowing, "frames and audio on all four tracks")
 
-            await page.click("#hangup")
-            await page.wait_for_function("window.telecart.state === 'ended'", timeout=15_000)
-            await eventually(lambda: agent.consultation is None, what="the cart to close media")
-            record = await server.store.session(session_id)
-            assert record is not None and record.state is SessionState.ENDED
-        finally:
-            await page.close()
-            await agent.close()
+        async def camera_sizes() -> bool:
+            # The rate controller starts at 300 kbit/s and scales up as the link
+            # allows: the exam camera (first in priority) reaches its own size; the
+            # room camera may still be scaled down within its aspect ratio.
+            stats = await _stats(page)
+            room = (stats["room"]["width"], stats["room"]["height"])
+            exam = (stats["exam"]["width"], stats["exam"]["height"])
+            return exam == EXAM_SIZE and room[0] * ROOM_SIZE[1] == room[1] * ROOM_SIZE[0]
+
+        await eventually_async(camera_sizes, "the exam video at its camera size")
+
+        await page.wait_for_function("window.telecart.vitals.length >= 6", timeout=20_000)
+        seqs = await page.evaluate("window.telecart.vitals.map(v => v.seq)")
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert await page.evaluate("window.telecart.vitalsGaps") == 0
+
+        await page.click("#still")
+        await page.wait_for_function(
+            "window.telecart.stills.length === 1 && window.telecart.stills[0].serverUrl",
+            timeout=30_000,
+        )
+        still = await page.evaluate(
+            "(({header, size, sha256, verified, serverUrl}) => "
+            "({header, size, sha256, verified, serverUrl}))(window.telecart.stills[0])"
+        )
+        consultation = agent.consultation
+        assert consultation is not None
+        # Chromium took RED for both audio tracks; their energy above was decoded from it.
+        assert consultation.peer.uses_red("stethoscope")
+        assert consultation.peer.uses_red("voice")
+        sent = consultation.stills_sent[0]
+        assert still["verified"] and still["sha256"] == sent.sha256
+        assert still["size"] == len(sent.data)
+        stored = await page.evaluate(
+            "async (url) => { const r = await fetch(url); "
+            "return [r.status, (await r.arrayBuffer()).byteLength]; }",
+            still["serverUrl"],
+        )
+        assert stored == [200, len(sent.data)]
+
+        await eventually(
+            lambda: (
+                consultation.remote_audio is not None
+                and consultation.remote_audio.chunks_played > 25
+            ),
+            what="the browser's microphone on the cart speaker",
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "specialist-live.png"), full_page=True)
+
+        await page.click("#hangup")
+        await page.wait_for_function("window.telecart.state === 'ended'", timeout=15_000)
+        await eventually(lambda: agent.consultation is None, what="the cart to close media")
+        record = await server.store.session(session_id)
+        assert record is not None and record.state is SessionState.ENDED
 
 
 async def test_cart_hangup_ends_the_browser_call(browser: Any, tmp_path: Path) -> None:
-    async with running_server(server_config(tmp_path / "server")) as server:
-        await server.add_specialist("drheart", "cardiology")
-        agent = await _agent(server, tmp_path, None)
-        page = await browser.new_page()
-        try:
-            await _open_and_accept(page, server)
-            session_id = agent.session.session_id if agent.session else ""
-            await agent.hangup()
-            await page.wait_for_function("window.telecart.state === 'ended'", timeout=15_000)
-            assert await page.evaluate("window.telecart.pc") is None
-            await eventually(lambda: agent.consultation is None, what="the cart to close media")
-            record = await server.store.session(session_id)
-            assert record is not None and record.state is SessionState.ENDED
-        finally:
-            await page.close()
-            await agent.close()
-
-
-async def _eventually_async(check: Any, what: str, timeout_s: float = 30.0) -> None:
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not await check():  # noqa: ASYNC110 - polls the browser's getStats
-                await asyncio.sleep(0.25)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
+    async with live_call(browser, tmp_path) as call:
+        server, agent, page = call.server, call.agent, call.page
+        session_id = agent.session.session_id if agent.session else ""
+        await agent.hangup()
+        await page.wait_for_function("window.telecart.state === 'ended'", timeout=15_000)
+        assert await page.evaluate("window.telecart.pc") is None
+        await eventually(lambda: agent.consultation is None, what="the cart to close media")
+        record = await server.store.session(session_id)
+        assert record is not None and record.state is SessionState.ENDED
