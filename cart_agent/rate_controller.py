@@ -527,7 +527,10 @@ class RateController:
                 paused = not level.is_video or self._estimate_before_loss is not None
                 fec = self.video_fec.get(role)
                 if fec is not None:
-                    fec.group = None if paused else self.fec_group(loss, rtt_s)
+                    group = None if paused else self.fec_group(loss, rtt_s)
+                    if group != fec.group:
+                        log.info("%s camera FEC: %s", role, f"1 per {group}" if group else "off")
+                    fec.group = group
                     encoder.fec = fec
                     rate = int(rate * fec.media_share)
                 encoder.set_layer(VideoLayer(level.width, level.height, level.fps, rate, paused))

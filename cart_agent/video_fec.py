@@ -134,7 +134,7 @@ class FecPayloadTypes:
 class VideoFec:
     """FEC for one video stream: the encoder asks for slots, `UlpfecTap` fills them.
 
-    `group` is set from the loss the receiver reports (`group_size`); None sends none.
+    `group` is set from the link the receiver reports (`fec_group`); None sends none.
     """
 
     def __init__(
@@ -153,7 +153,6 @@ class VideoFec:
         self._pending: list[bytes] = []
         self._fec_sequences: deque[int] = deque(maxlen=512)
         self.fec_packets = 0
-        self.fec_bytes = 0
         self.media_packets = 0
 
     @classmethod
@@ -205,7 +204,6 @@ class VideoFec:
         body = bytes([self.types.ulpfec]) + ulpfec_body(group)
         header = placeholder[:1] + bytes([self.types.red]) + placeholder[2:start]
         self.fec_packets += 1
-        self.fec_bytes += len(header) + len(body)
         return header + body
 
     def is_fec_sequence(self, sequence: int) -> bool:
