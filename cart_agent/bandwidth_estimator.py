@@ -124,6 +124,13 @@ class BandwidthEstimator:
         return values[len(values) // 5]
 
     @property
+    def mean_loss(self) -> float:
+        """The loss over the reports of the last `loss_window_s` (0 with under 5)."""
+        if len(self._losses) < 5:
+            return 0.0
+        return sum(s.value for s in self._losses) / len(self._losses)
+
+    @property
     def rtt_floor_s(self) -> float | None:
         """A low percentile, not the minimum: aiortc's RTT from a receiver report that
         echoes an older sender report comes out too small or negative now and then."""

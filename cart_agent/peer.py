@@ -170,11 +170,13 @@ class CartPeer:
             (voice, "voice"),
         )
         self._roles.update(layout)
-        # Both cameras offer FEC (`video_fec.py`); Chrome takes it apart itself, and may
-        # send its own camera to the cart in RED too (the cart only unwraps it).
+        # The exam camera offers FEC (`video_fec.py`); Chrome takes it apart itself. Not
+        # the room camera's m-line: it also carries the specialist's camera to the cart,
+        # which Chrome then protected with FEC packets aiortc cannot use (with them in
+        # its jitter buffer it failed to decode ~300 frames a minute on `satellite`).
         fec = (RED_VIDEO_MIME, ULPFEC_MIME) if self.media_stack.video_fec else ()
-        for transceiver in (video_room, video_exam):
-            prefer_codec(transceiver, VIDEO_CODEC, *fec)
+        prefer_codec(video_room, VIDEO_CODEC)
+        prefer_codec(video_exam, VIDEO_CODEC, *fec)
         for transceiver, role in layout[2:]:
             # RED needs our encoders to pack it: without them only Opus is offered.
             red = self.media_stack.audio_red and self.media_stack.opus_profiles

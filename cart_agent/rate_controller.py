@@ -207,7 +207,8 @@ class RateController:
         self._taps: list[TransportCcTap | RetransmissionBudget | UlpfecTap] = []
         self._fec_types = fec_types  # read when the media connects (after the answer)
         self.video_fec: dict[TrackRole, VideoFec] = {}
-        self.fec_group = fec_group  # (loss, round trip) -> media packets per FEC packet
+        # (loss over 20 s, round trip, current group) -> media packets per FEC packet
+        self.fec_group = fec_group
         self.prober: Prober | None = None  # on the first video sender's transport
         self._probe_found = False  # a probe just raised the estimate, carried at its rate
         self._other_traffic = OtherTraffic()
@@ -527,7 +528,11 @@ class RateController:
                 paused = not level.is_video or self._estimate_before_loss is not None
                 fec = self.video_fec.get(role)
                 if fec is not None:
-                    group = None if paused else self.fec_group(loss, rtt_s)
+                    # The loss of the last 20 s of receiver reports: the loss of each step
+                    # moved the group 4 → 12 → off every 0.5 s on `satellite`, and the
+                    # median of transport feedback's readings (~10 packets each) was 0.
+                    loss_20s = self.estimator.mean_loss
+                    group = None if paused else self.fec_group(loss_20s, rtt_s, fec.group)
                     if group != fec.group:
                         log.info("%s camera FEC: %s", role, f"1 per {group}" if group else "off")
                     fec.group = group

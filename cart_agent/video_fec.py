@@ -56,12 +56,19 @@ MIN_LOSS = 0.004
 MIN_RTT_S = 0.25
 
 
-def fec_group(loss: float, rtt_s: float | None) -> int | None:
-    """Media packets per FEC packet for a link (None: no FEC). Two losses in one group
-    cannot be repaired: about C(n + 1, 2) p² of groups, 0.6 % at 1 % loss and 10."""
-    if loss < MIN_LOSS or rtt_s is None or rtt_s < MIN_RTT_S:
+def fec_group(loss: float, rtt_s: float | None, current: int | None = None) -> int | None:
+    """Media packets per FEC packet for a link (None: no FEC), given the `current` one.
+    Two losses in one group cannot be repaired: about C(n + 1, 2) p² of groups, 0.6 % at
+    1 % loss and 10. Hysteresis: on from 1.25 times `MIN_LOSS`, off under 0.75 times
+    it, and the group moves only by more than 2 (the usual loss of `satellite` wandered
+    0.3-0.5 % at the start and 0.8-1.2 % later, switching FEC 23-28 times a minute)."""
+    threshold = MIN_LOSS * (0.75 if current is not None else 1.25)
+    if loss < threshold or rtt_s is None or rtt_s < MIN_RTT_S:
         return None
-    return max(4, min(12, round(0.1 / loss)))
+    group = max(4, min(12, round(0.1 / loss)))
+    if current is not None and abs(group - current) <= 2:
+        return current
+    return group
 
 
 def header_length(packet: bytes) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from telecart.cart_agent.bandwidth_estimator import BandwidthEstimator, EstimatorConfig, LinkReport
 
 from .link_model import LinkModel
@@ -119,6 +121,17 @@ def test_transport_feedback_keeps_a_receiver_with_sparse_reports_out_of_an_outag
     estimator.heard(15.0)  # a late, reordered callback does not move the clock back
     assert not estimator.check_silence(22.0)
     assert estimator.check_silence(22.5)  # nothing at all for 6.5 s: the link is down
+
+
+def test_the_mean_loss_covers_the_reports_of_the_window() -> None:
+    estimator = BandwidthEstimator(estimate_bps=900_000)
+    for t, loss in enumerate([0.0, 0.02, 0.0, 0.01, 0.02, 0.01], start=1):
+        assert estimator.mean_loss == 0.0 or t == 6  # too few reports before the fifth
+        estimator.update(LinkReport(at=float(t), fraction_lost=loss, sent_bps=900_000))
+    assert estimator.mean_loss == pytest.approx(0.01)
+    estimator.update(LinkReport(at=22.5, fraction_lost=0.04, sent_bps=900_000))
+    # The first two reports left the 20 s window: 0, 0.01, 0.02, 0.01 and 0.04 remain.
+    assert estimator.mean_loss == pytest.approx(0.016)
 
 
 def test_step_down_then_up_recovers_within_a_minute() -> None:

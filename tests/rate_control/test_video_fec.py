@@ -93,7 +93,7 @@ def test_red_wraps_after_the_whole_header_and_a_receiver_unwraps_it() -> None:
     ("loss", "rtt_s", "group"),
     [
         (0.0, 0.6, None),
-        (0.003, 0.6, None),
+        (0.004, 0.6, None),
         (0.005, 0.6, 12),
         (0.01, 0.6, 10),  # satellite
         (0.02, 0.6, 5),
@@ -106,6 +106,14 @@ def test_fec_comes_on_long_lossy_links_and_its_group_shrinks_as_loss_grows(
     loss: float, rtt_s: float | None, group: int | None
 ) -> None:
     assert fec_group(loss, rtt_s) == group
+
+
+def test_fec_stays_on_and_keeps_its_group_through_small_changes_in_loss() -> None:
+    assert fec_group(0.0035, 0.6, current=12) == 12  # on until under 0.3 %
+    assert fec_group(0.0029, 0.6, current=12) is None
+    assert fec_group(0.012, 0.6, current=10) == 10  # 8 is within 2 of 10
+    assert fec_group(0.015, 0.6, current=10) == 7
+    assert fec_group(0.02, 0.2, current=5) is None  # the round trip fell
 
 
 class FakeTransport:
