@@ -35,7 +35,7 @@ import aiortc.rtcrtpsender
 import av
 import numpy as np
 from aiortc.codecs.base import Encoder
-from aiortc.codecs.vpx import Vp8Encoder, VpxPayloadDescriptor, number_of_threads
+from aiortc.codecs.vpx import PACKET_MAX, Vp8Encoder, VpxPayloadDescriptor, number_of_threads
 from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.frame import Frame
@@ -308,7 +308,8 @@ FEC_PROTECTED_PAYLOAD = 1200
 
 
 def packetize_vp8(data: bytes, picture_id: int, max_payload: int) -> list[bytes]:
-    """aiortc's VP8 packetization with payloads of at most `max_payload` bytes."""
+    """aiortc's VP8 packetization (`Vp8Encoder._packetize`) with payloads of at most
+    `max_payload` bytes instead of its fixed `PACKET_MAX`."""
     descriptor = VpxPayloadDescriptor(partition_start=1, partition_id=0, picture_id=picture_id)
     payloads = []
     pos = 0
@@ -437,10 +438,8 @@ class AdaptiveVp8Encoder(Vp8Encoder):
         if not data:
             return [], timestamp
         fec = self.fec
-        if fec is None:
-            payloads = self._packetize(data, self.picture_id)
-        else:
-            payloads = packetize_vp8(data, self.picture_id, FEC_PROTECTED_PAYLOAD)
+        max_payload = PACKET_MAX if fec is None else FEC_PROTECTED_PAYLOAD
+        payloads = packetize_vp8(data, self.picture_id, max_payload)
         self.picture_id = (self.picture_id + 1) % (1 << 15)
         slot = fec.slot() if fec is not None else None
         if slot is not None:  # first, so that aiortc marks the frame's last packet

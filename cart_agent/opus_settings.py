@@ -10,7 +10,7 @@ changes bit rate and expected loss with `opus_encoder_ctl` at any time.
 Profiles per audio role:
 - stethoscope: "audio" application (only a 3 Hz DC filter, flat down to 20 Hz), mono,
   48 kHz, in-band FEC on, DTX off (a quiet chest must not become silence), 24-64 kbit/s;
-- voice: "voip" application (speech tuned), mono, FEC on, 8-32 kbit/s, wideband at most:
+- voice: "voip" application (speech tuned), mono, FEC on, 8-16 kbit/s, wideband at most:
   unlimited, libopus 1.6 codes 24 kbit/s of speech as hybrid full band and puts no FEC
   in it (0 of 199 packets at 5 % loss; 136 of 199 at wideband); speech needs no more.
 """

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiortc.rtp import is_rtcp
 
-from .stale_retransmissions import KeyframeMarks, rtp_payload
+from .stale_retransmissions import KeyframeMarks, rtx_original_sequence
 
 
 class RetransmissionBudget:
@@ -76,7 +76,7 @@ class RetransmissionBudget:
             elif self._unmetered:
                 self._unmetered = False  # the first one only: a NACK's may follow
                 self.probes += 1
-            elif self._keyframes.is_stale(repairs, original := _original_sequence(data)):
+            elif self._keyframes.is_stale(repairs, original := rtx_original_sequence(data)):
                 self.stale += 1
                 return
             elif self._keyframes.repairs_keyframe(repairs, original):
@@ -113,8 +113,3 @@ class RetransmissionBudget:
             return False
         self._tokens -= size
         return True
-
-
-def _original_sequence(rtx: bytes) -> int:
-    """The sequence number of the packet an RTX packet repairs (RFC 4588)."""
-    return int.from_bytes(rtp_payload(rtx)[:2], "big")

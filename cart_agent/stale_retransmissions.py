@@ -41,6 +41,11 @@ def rtp_payload(data: bytes) -> bytes:
     return data[offset:end]
 
 
+def rtx_original_sequence(rtx: bytes) -> int:
+    """The sequence number of the packet an RTX packet repairs (RFC 4588)."""
+    return int.from_bytes(rtp_payload(rtx)[:2], "big")
+
+
 def starts_vp8_keyframe(payload: bytes) -> bool:
     """The RTP payload is the first packet of a VP8 keyframe."""
     if not payload or not payload[0] & 0x10 or payload[0] & 0x07:  # S=1, partition 0

@@ -35,6 +35,8 @@ from aiortc import codecs as aiortc_codecs
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket, is_rtcp
 
+from .stale_retransmissions import rtx_original_sequence
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[RTCRtpReceiver, RtpPacket, int], Coroutine[Any, Any, None]]
@@ -242,9 +244,7 @@ class UlpfecTap:
                         return
                     data = out
                 elif (repairs := self._repairs.get(ssrc)) is not None:
-                    start = header_length(data)
-                    (original,) = struct.unpack_from("!H", data, start)
-                    if repairs.is_fec_sequence(original):
+                    if repairs.is_fec_sequence(rtx_original_sequence(data)):
                         self.dropped_repairs += 1
                         return
             except (ValueError, struct.error) as exc:
