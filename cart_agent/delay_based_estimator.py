@@ -466,28 +466,33 @@ class DelayBasedEstimator:
         )
 
     def on_probe(self, carried_bps: float, now: float, lower: bool) -> bool:
-        """Probes showed the link carrying `carried_bps` (`prober.py`). Higher than the
-        estimate, and no queue building: the estimate goes there. Lower, and `lower` (the
-        reading is the link's own rate, not a lower bound): the estimate had grown past
-        the link on headroom nobody used, and comes down to it, though never under what
-        the link is carrying now (on `step` and `rural-3g` such an estimate tried a rung
-        above the link and stalled the exam camera for a second). Returns whether the
+        """Probes showed the link carrying `carried_bps` (`prober.py`); `lower`: the reading
+        is the link's own rate, not a lower bound. Higher than the estimate, and no queue
+        building: the estimate goes there. The link's own rate, lower than the estimate:
+        the estimate had grown past the link on headroom nobody used, and comes down to
+        it, though never under what the link is carrying now (on `step` and `rural-3g`
+        such an estimate tried a rung above the link and stalled the exam camera for a
+        second). Either way growth past the link's own rate then slows to a packet per
+        round trip, as past where overuse began: raised to a reading of 935 kbit/s with
+        that forgotten, `satellite`'s estimate grew to 1.19 M in 1.6 s, and the rung it
+        allowed lost half of the packets of the next report. Returns whether the
         estimate changed."""
         if self.detector.usage is Usage.OVERUSING:
             return False
-        if carried_bps > self.estimate_bps:
+        if lower:
+            if carried_bps < self.estimate_bps:
+                carrying = (self.steady_acked_bps or 0.0) + self.untracked_bps
+                carried_bps = max(carried_bps, carrying)
+                if carried_bps >= self.estimate_bps:
+                    return False
+            self._capacity_bps = carried_bps
+            self.reason = "probe: link full"
+        elif carried_bps > self.estimate_bps:
             # Where overuse began, or a probe filled the link, is history: it is bigger.
             self._capacity_bps = self._filled_bps = None
             self.reason = "probe"
         else:
-            if not lower:
-                return False
-            carrying = (self.steady_acked_bps or 0.0) + self.untracked_bps
-            carried_bps = max(carried_bps, carrying)
-            if carried_bps >= self.estimate_bps:
-                return False
-            self._capacity_bps = carried_bps
-            self.reason = "probe: link full"
+            return False
         self._set(carried_bps)
         self._last_change_at = now
         return True

@@ -29,6 +29,7 @@ from aiortc import RTCRtpSender
 from .bandwidth_estimator import BandwidthEstimator, EstimatorConfig, LinkReport
 from .delay_based_estimator import DelayBasedEstimator, GccConfig
 from .encoder_control import AdaptiveVp8Encoder, VideoLayer, encoder_of
+from .loss_window import LossWindow
 from .opus_settings import PROFILES, AdaptiveOpusEncoder
 from .prober import Prober
 from .quality_ladder import (
@@ -212,6 +213,7 @@ class RateController:
         self.prober: Prober | None = None  # on the first video sender's transport
         self._probe_found = False  # a probe just raised the estimate, carried at its rate
         self._other_traffic = OtherTraffic()
+        self._link_loss = LossWindow()  # for the FEC group
         self._was_in_outage = False
         self._estimate_before_loss: float | None = None  # while the watchdog says lost
         self._rung_before_loss: Rung | None = None
@@ -289,6 +291,7 @@ class RateController:
         delay.untracked_recent_bps = self._other_traffic.recent_bps
         now = self._clock()
         self.estimator.heard(now)
+        self._link_loss.add(now, results)
         cut_at = delay.last_decrease_at
         prober = self.prober
         if prober is None:
@@ -327,6 +330,8 @@ class RateController:
         changed = False
         if reading is not None and reading.whole:
             changed = self._probe_found = delay.on_probe(reading.carried_bps, now, lower=False)
+            if reading.short:  # the link may be nearly full there: grow past it slowly
+                delay.on_saturated_probe(reading.carried_bps)
         elif reading is not None:
             delay.on_saturated_probe(reading.carried_bps)
             if reading.link_bps is not None:
@@ -460,6 +465,7 @@ class RateController:
             self.delay_estimator.link_back(now)
             self.delay_estimator.estimate_bps = self.estimator.estimate_bps
             self._estimate_before_loss = None
+            self._link_loss = LossWindow()  # what went into the outage is not the link's loss
             for sender in self.senders.values():
                 encoder = encoder_of(sender)
                 if isinstance(encoder, AdaptiveVp8Encoder):
@@ -528,11 +534,16 @@ class RateController:
                 paused = not level.is_video or self._estimate_before_loss is not None
                 fec = self.video_fec.get(role)
                 if fec is not None:
-                    # The loss of the last 20 s of receiver reports: the loss of each step
-                    # moved the group 4 → 12 → off every 0.5 s on `satellite`, and the
-                    # median of transport feedback's readings (~10 packets each) was 0.
-                    loss_20s = self.estimator.mean_loss
-                    group = None if paused else self.fec_group(loss_20s, rtt_s, fec.group)
+                    # The loss of the last 20 s (`loss_window.py`; of receiver reports
+                    # until transport feedback tells): the loss of each step moved the
+                    # group 4 → 12 → off every 0.5 s on `satellite`. And the round trip's
+                    # floor, not the last report's: a report without one (every ~10th on
+                    # `satellite`) switched FEC off for 0.5 s.
+                    loss_20s = self._link_loss.loss(self._clock())
+                    if loss_20s is None:
+                        loss_20s = self.estimator.mean_loss
+                    rtt_floor = self.estimator.rtt_floor_s
+                    group = None if paused else self.fec_group(loss_20s, rtt_floor, fec.group)
                     if group != fec.group:
                         log.info("%s camera FEC: %s", role, f"1 per {group}" if group else "off")
                     fec.group = group

@@ -9,6 +9,11 @@ const ROLE_ORDER = ["room", "exam", "stethoscope", "voice"]; // the cart's m-lin
 // sends a packet every 20 ms on every rung, so 1 s of silence is an outage, not loss.
 const RTP_SILENCE_MS = 1000;
 const WATCHDOG_MS = 250;
+// The stethoscope is listened to, not talked over: a jitter buffer at least this deep
+// costs ~100 ms of latency and spares gaps that sound like a missed beat. On `satellite`
+// most of its concealment was Chromium's buffer (20-60 ms deep) running dry when the
+// link's queue grew, with no packet lost (docs/adaptation.md, session 10).
+const STETHOSCOPE_JITTER_BUFFER_MS = 150;
 // Session states in which this page should have media with the cart.
 export const MEDIA_STATES = ["accepted", "connecting", "live", "reconnecting"];
 
@@ -249,6 +254,9 @@ export class ConsultationView {
     const element = $(`${track.kind}-${role}`);
     if (element) element.srcObject = new MediaStream([track]);
     if (role === "stethoscope") this.stethoscope.attach(track);
+    if (track.kind === "audio" && "jitterBufferTarget" in transceiver.receiver) {
+      transceiver.receiver.jitterBufferTarget = role === "stethoscope" ? STETHOSCOPE_JITTER_BUFFER_MS : null;
+    }
   }
 
   reattach() {

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 from aiortc.codecs.base import Encoder
 
+from telecart.cart_agent.bandwidth_estimator import LinkReport
 from telecart.cart_agent.consultation import Consultation
 from telecart.cart_agent.encoder_control import AdaptiveVp8Encoder, encoder_of
+from telecart.cart_agent.loss_window import LossWindow
 from telecart.cart_agent.opus_settings import AdaptiveOpusEncoder
 from telecart.cart_agent.quality_ladder import Rung, VideoMode
+from telecart.cart_agent.transport_cc import PacketResult
 from tests.cart_agent.conftest import Consult, eventually
 
 QUALITY_FIELDS = {"estimate_kbps", "loss", "rtt_ms", "rung", "score", "message", "fps"}
@@ -90,6 +94,40 @@ async def test_an_aiortc_specialist_takes_the_exam_cameras_fec_apart(live: Consu
     decoded = frames.get("exam", 0)
     await eventually(lambda: frames.get("exam", 0) >= decoded + 20, what="exam frames")
     assert fec.media_packets >= 4 * fec.fec_packets
+
+
+async def test_the_exam_cameras_fec_follows_the_links_loss_and_round_trip_floor(
+    live: Consult,
+) -> None:
+    consultation, _ = await _encoders(live)
+    controller = consultation.rate_controller
+    await controller.stop()
+    fec = controller.video_fec.get("exam")
+    assert fec is not None
+    estimator = controller.estimator
+    estimator._rtts.clear()
+    estimator._losses.clear()
+    start = time.monotonic()
+    for n in range(8):  # satellite: receiver reports read its 1 % loss as 0.3 %
+        estimator.update(LinkReport(start + 0.5 * n, 0.003, rtt_s=0.62))
+    ladder = controller.ladder
+    rung = next(r for r in ladder.rungs if r.levels["exam"].is_video)
+    allocation = ladder.allocate(rung, rung.cost_bps)
+    controller._apply(allocation, 0.01, 0.62)
+    assert fec.group is None  # under the 0.5 % FEC needs
+    # Transport feedback: 1 of each 100 packets lost (numbered past the live call's).
+    window = LossWindow()
+    first = 10**9
+    results = [
+        PacketResult(n, start, 1000, None if n % 100 == 0 else start)
+        for n in range(first, first + 1000)
+    ]
+    window.add(start, results)
+    controller._link_loss = window
+    controller._apply(allocation, 0.01, 0.62)
+    assert fec.group == 10
+    controller._apply(allocation, 0.01, None)  # every ~10th report from Chromium
+    assert fec.group == 10
 
 
 async def _on_the_stills_rung(live: Consult) -> tuple[Consultation, Rung]:

@@ -27,7 +27,10 @@ RECEIVER_STATS = """async () => {
       if (s.type !== "inbound-rtp") continue;
       out.push({role, kind: s.kind, frames: s.framesDecoded || 0, width: s.frameWidth || 0,
                 height: s.frameHeight || 0, energy: s.totalAudioEnergy || 0,
-                samples: s.totalSamplesReceived || 0});
+                samples: s.totalSamplesReceived || 0,
+                jitterBufferTarget: t.receiver.jitterBufferTarget,
+                jitterBufferDelay: s.jitterBufferDelay || 0,
+                emitted: s.jitterBufferEmittedCount || 0});
     }
   }
   return out;
@@ -52,6 +55,25 @@ async def test_browser_specialist_gets_video_audio_vitals_and_stills(
             )
 
         await eventually_async(media_flowing, "frames and audio on all four tracks")
+
+        previous: dict[str, tuple[float, int]] = {}
+
+        async def stethoscope_buffered() -> bool:
+            # The stethoscope plays from a deeper jitter buffer than the voice, whose
+            # latency the conversation feels (on loopback the voice's stays well under).
+            recent = {}
+            stats = await _stats(page)
+            for role in AUDIO_ROLES:
+                delay, emitted = stats[role]["jitterBufferDelay"], stats[role]["emitted"]
+                before_delay, before_emitted = previous.get(role, (0.0, 0))
+                previous[role] = (delay, emitted)
+                recent[role] = 1000 * (delay - before_delay) / max(emitted - before_emitted, 1)
+            return recent["stethoscope"] >= 120 and recent["voice"] < 100
+
+        stats = await _stats(page)
+        assert stats["stethoscope"]["jitterBufferTarget"] == 150
+        assert stats["voice"]["jitterBufferTarget"] is None
+        await eventually_async(stethoscope_buffered, "the stethoscope's jitter buffer at 150 ms")
 
         async def camera_sizes() -> bool:
             # The rate controller starts at 300 kbit/s and scales up as the link

@@ -21,6 +21,7 @@ from telecart.cart_agent.encoder_control import (
     uninstall_encoders,
 )
 from telecart.cart_agent.opus_settings import AdaptiveOpusEncoder, install_opus_settings
+from telecart.cart_agent.probe_result import carried_bps
 from telecart.cart_agent.quality_score import QualityState
 from telecart.cart_agent.rate_controller import RateController
 from telecart.cart_agent.retransmission_budget import RetransmissionBudget
@@ -273,11 +274,13 @@ async def test_a_probe_goes_out_as_retransmissions_outside_their_cap_and_raises_
     await asyncio.wait_for(sending, 5)
     cluster = prober.cluster
     assert cluster is not None
-    # Five of the newest video packets again, on the RTX stream, none taken by the cap
-    # that limits retransmissions to a fifth of 300 kbit/s (1.5 KB at once).
-    assert budget.probes == 5 and budget.dropped == 0
+    # Six of the newest video packets again (120 ms at 450 kbit/s), on the RTX stream,
+    # none taken by the cap that limits retransmissions to a fifth of 300 kbit/s (1.5 KB
+    # at once).
+    assert prober.config.packets(450_000) == 6
+    assert budget.probes == 6 and budget.dropped == 0
     assert tap.newest_rtp_sequence(video._rtx_ssrc) is not None
-    assert cluster.last - cluster.first + 1 >= 5
+    assert cluster.last - cluster.first + 1 >= 6
     assert not prober.maybe_probe(time.monotonic(), 300_000)  # one in flight at a time
     # A browser reports each packet arriving as far apart as it was sent: the link kept
     # up with the probe's 450 kbit/s (1.5x the estimate).
@@ -294,6 +297,7 @@ async def test_a_probe_goes_out_as_retransmissions_outside_their_cap_and_raises_
     assert prober.last_rate_bps == pytest.approx(450_000)
     assert controller.delay_estimator.estimate_bps > 0.75 * prober.last_rate_bps
     assert controller.delay_estimator.reason == "probe"
+    assert controller.delay_estimator._filled_bps is None  # carried in full: grow freely
     # Found: the next may go at once. Probes the link falls behind (arriving at 200 of
     # their 750 kbit/s) each wait `interval_s` or more, and after three their median reading
     # is the link's rate.
@@ -335,6 +339,34 @@ async def test_a_probe_goes_out_as_retransmissions_outside_their_cap_and_raises_
     cut = controller.delay_estimator.estimate_bps
     assert cut < before
     assert not prober._saturated
+
+
+async def test_a_probe_carried_whole_but_short_of_its_rate_slows_the_growth_past_it(
+    call: tuple[RTCRtpSender, RTCRtpSender, list[int]], controller: RateController
+) -> None:
+    video, _, _ = call
+    tap = controller._taps[0]
+    prober = controller.prober
+    assert isinstance(tap, TransportCcTap) and prober is not None
+    await eventually(lambda: tap.newest_rtp_sequence(video._ssrc) is not None, 5, "video")
+    assert prober.maybe_probe(time.monotonic(), 300_000)
+    assert prober._sending is not None
+    await asyncio.wait_for(prober._sending, 5)
+    cluster = prober.cluster
+    assert cluster is not None
+    sent = [p for n in range(cluster.first, cluster.last + 1) if (p := tap._sent[n % HISTORY])]
+    results = [PacketResult(p.sequence, p.send_s, p.size_bytes, 5.0 + p.send_s) for p in sent]
+    carried = carried_bps(results)
+    assert carried is not None
+    # The link carried it at 92 % of the rate it was sent at: whole, as far as jitter
+    # can tell, but only just.
+    cluster.rate_bps = carried / 0.92
+    controller.delay_estimator.estimate_bps = 300_000
+    controller._on_transport_feedback(results)
+    delay = controller.delay_estimator
+    assert prober.found == 1
+    assert delay.estimate_bps == pytest.approx(carried)
+    assert delay._filled_bps == pytest.approx(delay.estimate_bps)
 
 
 async def test_a_cut_in_the_estimate_moves_the_rung_down_before_the_next_tick(
