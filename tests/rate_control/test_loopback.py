@@ -298,6 +298,7 @@ async def test_a_probe_goes_out_as_retransmissions_outside_their_cap_and_raises_
     assert controller.delay_estimator.estimate_bps > 0.75 * prober.last_rate_bps
     assert controller.delay_estimator.reason == "probe"
     assert controller.delay_estimator._filled_bps is None  # carried in full: grow freely
+    assert controller._probe_found  # and the ladder may climb to it without its hold
     # Found: the next may go at once. Probes the link falls behind (arriving at 200 of
     # their 750 kbit/s) each wait `interval_s` or more, and after three their median reading
     # is the link's rate.
@@ -367,6 +368,7 @@ async def test_a_probe_carried_whole_but_short_of_its_rate_slows_the_growth_past
     assert prober.found == 1
     assert delay.estimate_bps == pytest.approx(carried)
     assert delay._filled_bps == pytest.approx(delay.estimate_bps)
+    assert not controller._probe_found  # the ladder climbs to it with its hold
 
 
 async def test_a_cut_in_the_estimate_moves_the_rung_down_before_the_next_tick(
