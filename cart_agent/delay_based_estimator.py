@@ -68,6 +68,11 @@ class GccConfig:
     probe_headroom_bps: float = 250_000  # ...or, while sending little, this much above it
     probe_when_capped: float = 1.3  # `wants_probe` at this times the acknowledged rate...
     probe_quiet_s: float = 2.0  # ...with no cut for this long
+    # A probe goes from the estimate, but from no more than this times the link's rate as
+    # the last probe the link fell behind read it: the estimate creeps past such a reading
+    # while nothing fills the link, and on `step`'s 300 kbit/s a probe from 1.4 times it
+    # overflowed the 300 ms queue and stalled the exam camera 0.75 s.
+    probe_past_reading: float = 1.1
     min_loss_packets: int = 40
     loss_window_s: float = 2.0  # a second holds ~50 packets: 2 % random loss reads 4 % often
     decrease_loss: float = 0.10
@@ -215,6 +220,7 @@ class DelayBasedEstimator:
     _last_decrease_at: float = -math.inf
     _capacity_bps: float | None = None  # acknowledged rate when overuse last began
     _filled_bps: float | None = None  # a probe the link fell behind read this
+    _link_read_bps: float | None = None  # ...kept until a probe finds the link bigger
     _overused_once: bool = False
     _newest_sequence: int = -1
     _loss_since_s: float = -math.inf  # loss counts only packets sent after the last cut
@@ -480,6 +486,7 @@ class DelayBasedEstimator:
         if self.detector.usage is Usage.OVERUSING:
             return False
         if lower:
+            self._link_read_bps = carried_bps
             if carried_bps < self.estimate_bps:
                 carrying = (self.steady_acked_bps or 0.0) + self.untracked_bps
                 carried_bps = max(carried_bps, carrying)
@@ -489,7 +496,7 @@ class DelayBasedEstimator:
             self.reason = "probe: link full"
         elif carried_bps > self.estimate_bps:
             # Where overuse began, or a probe filled the link, is history: it is bigger.
-            self._capacity_bps = self._filled_bps = None
+            self._capacity_bps = self._filled_bps = self._link_read_bps = None
             self.reason = "probe"
         else:
             return False
@@ -506,7 +513,16 @@ class DelayBasedEstimator:
         readings came, and the rung it allowed lost 14 % of the stethoscope for 2 s.
         Below it growth keeps its speed: slowed there as well, `step`'s rise to 80 % of
         the link took 9.5-10 s instead of 5.4-8.9."""
-        self._filled_bps = carried_bps
+        self._filled_bps = self._link_read_bps = carried_bps
+
+    @property
+    def probe_from_bps(self) -> float:
+        """The rate a probe is sized from (`prober.py`): the estimate, at most
+        `probe_past_reading` times the link's rate as the last saturated probe read it."""
+        reading = self._link_read_bps
+        if reading is None:
+            return self.estimate_bps
+        return min(self.estimate_bps, self.config.probe_past_reading * reading)
 
     def _cut(self, now: float) -> None:
         """After a decrease, judge loss afresh: the packets sent before it are the ones
@@ -524,8 +540,13 @@ class DelayBasedEstimator:
         if capacity is not None and self.estimate_bps > 1.25 * capacity:
             capacity = self._capacity_bps = None  # the link got better
         filled = self._filled_bps
-        if filled is not None and self.estimate_bps > 1.25 * filled:
-            filled = self._filled_bps = None  # the link got better
+        if filled is not None and acked is not None and acked > 1.1 * filled:
+            # The link carried more than a probe found it carrying: it got better. Not the
+            # estimate passing it (as libwebrtc's link capacity, reset by throughput):
+            # growing a packet per round trip on nothing but headroom, `rural-3g`'s
+            # estimate passed 1.25 times a 370 kbit/s reading in 6 s, grew at full speed
+            # from there and turned the room camera on into 38 % loss.
+            filled = self._filled_bps = None
         near_capacity = capacity is not None and self.estimate_bps > 0.8 * capacity
         if near_capacity or (filled is not None and self.estimate_bps >= filled):
             packet_bits = 1200 * 8

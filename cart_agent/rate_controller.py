@@ -419,7 +419,7 @@ class RateController:
             and now - self.selector.changed_at >= PROBE_AFTER_RUNG_CHANGE_S
             and self.delay_estimator.wants_probe(now)
         ):
-            self.prober.maybe_probe(now, self.delay_estimator.estimate_bps)
+            self.prober.maybe_probe(now, self.delay_estimator.probe_from_bps)
         allocation = self.ladder.allocate(rung, media_budget)
         changed = self.allocation is None or self.allocation.rung.index != rung.index
         self.allocation = allocation

@@ -126,6 +126,36 @@ def test_a_reading_of_the_links_own_rate_above_the_estimate_slows_the_growth_pas
     assert estimator.estimate_bps > 400_000 + 2 * packet_per_rtt
 
 
+def test_growth_past_a_saturated_reading_stays_slow_until_the_link_carries_more() -> None:
+    estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
+    estimator.on_saturated_probe(320_000)
+    estimator.estimate_bps = 420_000  # crept past 1.25 times the reading on headroom
+    packet_per_rtt = 1200 * 8 / (estimator.rtt_s + 0.1)
+    assert estimator._grown(1.0, None, 10.0) == pytest.approx(420_000 + packet_per_rtt)
+    assert estimator._filled_bps == 320_000
+    # The link carried 400 kbit/s, more than the reading: it got better.
+    assert estimator._grown(1.0, 400_000, 10.0) > 420_000 + 2 * packet_per_rtt
+    assert estimator._filled_bps is None
+
+
+def test_a_probe_goes_from_near_the_last_saturated_reading_not_the_crept_estimate() -> None:
+    # step after its drop: the link read at 279 kbit/s, the estimate crept on to 397 k.
+    estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
+    assert estimator.probe_from_bps == 300_000  # no reading yet: the estimate
+    estimator.on_saturated_probe(279_000)
+    estimator.estimate_bps = 397_000
+    assert estimator.probe_from_bps == pytest.approx(1.1 * 279_000)
+    estimator.estimate_bps = 290_000
+    assert estimator.probe_from_bps == 290_000
+    # A probe the link kept up with shows it bigger: probes go from the estimate again.
+    assert estimator.on_probe(460_000, 1.0, lower=False)
+    assert estimator.probe_from_bps == 460_000
+    # The median of readings is the link's own rate too.
+    assert estimator.on_probe(420_000, 2.0, lower=True)
+    estimator.estimate_bps = 600_000
+    assert estimator.probe_from_bps == pytest.approx(1.1 * 420_000)
+
+
 def test_a_probe_is_wanted_only_when_the_estimate_is_held_by_what_was_acknowledged() -> None:
     link = PacketLink(lambda t: 2_000_000, delay_s=0.05)
     estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
