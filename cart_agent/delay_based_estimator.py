@@ -540,12 +540,17 @@ class DelayBasedEstimator:
         if capacity is not None and self.estimate_bps > 1.25 * capacity:
             capacity = self._capacity_bps = None  # the link got better
         filled = self._filled_bps
-        if filled is not None and acked is not None and acked > 1.1 * filled:
+        if filled is not None and (
+            (acked is not None and acked > 1.1 * filled)
+            or (self.app_limited and self.estimate_bps > 1.25 * filled)
+        ):
             # The link carried more than a probe found it carrying: it got better. Not the
             # estimate passing it (as libwebrtc's link capacity, reset by throughput):
             # growing a packet per round trip on nothing but headroom, `rural-3g`'s
             # estimate passed 1.25 times a 370 kbit/s reading in 6 s, grew at full speed
-            # from there and turned the room camera on into 38 % loss.
+            # from there and turned the room camera on into 38 % loss. Unless the cart
+            # sends too little to show it (stills): with a 1.5 s round trip a packet per
+            # round trip kept the exam camera on stills to the end of a call.
             filled = self._filled_bps = None
         near_capacity = capacity is not None and self.estimate_bps > 0.8 * capacity
         if near_capacity or (filled is not None and self.estimate_bps >= filled):

@@ -136,6 +136,12 @@ def test_growth_past_a_saturated_reading_stays_slow_until_the_link_carries_more(
     # The link carried 400 kbit/s, more than the reading: it got better.
     assert estimator._grown(1.0, 400_000, 10.0) > 420_000 + 2 * packet_per_rtt
     assert estimator._filled_bps is None
+    # Sending too little to show the link (stills), the estimate passing it is enough.
+    estimator.on_saturated_probe(320_000)
+    estimator.sent_bps = 100_000
+    assert estimator.app_limited
+    assert estimator._grown(1.0, None, 10.0) > 420_000 + 2 * packet_per_rtt
+    assert estimator._filled_bps is None
 
 
 def test_a_probe_goes_from_near_the_last_saturated_reading_not_the_crept_estimate() -> None:
