@@ -219,7 +219,7 @@ class DelayBasedEstimator:
     _last_change_at: float | None = None
     _last_decrease_at: float = -math.inf
     _capacity_bps: float | None = None  # acknowledged rate when overuse last began
-    _filled_bps: float | None = None  # a probe the link fell behind read this
+    _filled_bps: float | None = None  # what a saturated or "short" probe read
     _link_read_bps: float | None = None  # ...kept until a probe finds the link bigger
     _overused_once: bool = False
     _newest_sequence: int = -1
@@ -505,8 +505,9 @@ class DelayBasedEstimator:
         return True
 
     def on_saturated_probe(self, carried_bps: float) -> None:
-        """One probe the link fell behind read `carried_bps`. Alone it is too noisy to
-        move the estimate (±25 % with 10 ms of jitter, `prober.py`), but growth past it
+        """One probe the link fell behind, or only just kept up with ("short",
+        `prober.py`), read `carried_bps`. Alone it is too noisy to move the estimate
+        (±25 % with 10 ms of jitter over 60 ms clusters, ±10 % over 120 ms), but growth past it
         slows to a packet per round trip, as near the rate of the last overuse
         (libwebrtc's link capacity estimate takes probe rates too): on `satellite` the
         estimate grew at 25 %/s past a reading of 974 kbit/s to 1.24 M before more
