@@ -380,11 +380,13 @@ class RateController:
             self.estimator.update(report)
             self._last_report = report
             log.debug(
-                "report loss %.3f rtt %s sent %s, data channels %.0f -> estimate %.0f (%s)",
+                "report loss %.3f rtt %s sent %s, data channels %.0f, repairs %d sent %d cut"
+                " -> estimate %.0f (%s)",
                 report.fraction_lost,
                 report.rtt_s and round(report.rtt_s, 3),
                 report.sent_bps and round(report.sent_bps),
                 self._other_traffic.bps,
+                *self.retransmissions,
                 self.estimator.estimate_bps,
                 self.estimator.reason,
             )

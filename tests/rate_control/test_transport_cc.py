@@ -178,12 +178,18 @@ async def test_retransmissions_beyond_their_share_of_the_target_are_dropped() ->
     for _ in range(20):  # a NACK storm: 20 retransmissions at once
         await transport._send_rtp(retransmission)
         await transport._send_rtp(media)
-    # 20 % of 400 kbit/s for a 0.1 s burst is 1000 bytes: one retransmission fits.
-    assert budget.passed == 1 and budget.dropped == 19
+    # 20 % of 400 kbit/s for 0.1 s is 1000 bytes, but the bucket holds three full
+    # packets' worth (3900 bytes): three of these 1012-byte retransmissions fit.
+    assert budget.passed == 3 and budget.dropped == 17
     assert transport.sent.count(media) == 20  # media is never held back
-    now[0] = 1.0  # a second later the bucket has refilled its burst
-    await transport._send_rtp(retransmission)
-    assert budget.passed == 2
+    now[0] = 0.1  # the share refills 1000 bytes in 0.1 s: one more
+    for _ in range(2):
+        await transport._send_rtp(retransmission)
+    assert budget.passed == 4 and budget.dropped == 18
+    now[0] = 1.0  # the bucket refills to its three packets, no more
+    for _ in range(4):
+        await transport._send_rtp(retransmission)
+    assert budget.passed == 7 and budget.dropped == 19
     budget.detach()
     assert transport._send_rtp.__self__ is transport  # type: ignore[attr-defined]
 
@@ -247,18 +253,18 @@ async def test_the_newest_keyframes_repairs_go_ahead_of_the_cap_twice_each() -> 
         await transport._send_rtp(vp8(sequence, keyframe=True, start=False, timestamp=9000))
     await transport._send_rtp(vp8(103, keyframe=False, timestamp=12000))
     await transport._send_rtp(vp8(104, keyframe=False, timestamp=15000))
-    # A delta frame's repair spends the 1000-byte burst; the next one finds it empty.
-    await transport._send_rtp(rtx_of(103, 1))
-    await transport._send_rtp(rtx_of(104, 2))
-    assert budget.passed == 1 and budget.dropped == 1
+    # Delta frames' repairs (814 bytes) spend the 3900-byte bucket: the fifth finds it empty.
+    for rtx_sequence in range(1, 6):
+        await transport._send_rtp(rtx_of(103 + rtx_sequence % 2, rtx_sequence))
+    assert budget.passed == 4 and budget.dropped == 1
     # The keyframe's three packets pass all the same, each twice, not a third time.
-    for rtx_sequence, original in enumerate((100, 101, 102, 100, 101, 102, 101), start=3):
+    for rtx_sequence, original in enumerate((100, 101, 102, 100, 101, 102, 101), start=6):
         await transport._send_rtp(rtx_of(original, rtx_sequence))
-    assert budget.keyframe_repairs == 6 and budget.dropped == 2 and budget.passed == 7
-    # They left the bucket in debt: 0.1 s refills its burst, not the 5 kB they took.
-    now[0] = 0.1
-    await transport._send_rtp(rtx_of(104, 10))
+    assert budget.keyframe_repairs == 6 and budget.dropped == 2 and budget.passed == 10
+    # They left the bucket 4240 bytes in debt: 0.5 s refills 5000, short of one repair.
+    now[0] = 0.5
+    await transport._send_rtp(rtx_of(104, 13))
     assert budget.dropped == 3
-    now[0] = 0.6
-    await transport._send_rtp(rtx_of(104, 11))
-    assert budget.passed == 8
+    now[0] = 0.7
+    await transport._send_rtp(rtx_of(104, 14))
+    assert budget.passed == 11
