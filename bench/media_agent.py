@@ -5,7 +5,10 @@ real `CartAgent` with `DevicesConfig.simulated()`, asks for one cardiology consu
 and runs until its stdin closes (or SIGTERM). With `TELECART_BENCH_STETHOSCOPE_WAV` set,
 the stethoscope plays that WAV in a loop (bench/stethoscope.py). With
 `TELECART_BENCH_INITIAL_UPLINK_KBPS` set, rate control starts there (the agent's
-`initial_uplink_kbps`, as a technician sets it for a known link), not at 300.
+`initial_uplink_kbps`, as a technician sets it for a known link), not at 300. The
+agent's data directory is `$TELECART_BENCH_WORKDIR/agent` when that is set (the run's
+directory, kept by `bench.media --keep`), with its link recording under
+`link-recordings/` (cart_agent/link_recording.py); a temporary one otherwise.
 """
 
 from __future__ import annotations
@@ -16,14 +19,20 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Final
 
 from bench.stethoscope_source import WavStethoscopeInput, loop_from_env
 from telecart.cart_agent.agent import CartAgent, ConsultationRequest
 from telecart.config import AgentConfig
 from telecart.devices.config import DevicesConfig
 
+WORKDIR_ENV: Final = "TELECART_BENCH_WORKDIR"
+
 
 async def _run() -> int:
+    workdir = os.environ.get(WORKDIR_ENV)
+    if workdir:  # kept with the run's logs (`bench.media --keep`): the link recording too
+        return await _serve(Path(workdir) / "agent")
     with tempfile.TemporaryDirectory(prefix="bench-media-agent-") as data_dir:
         return await _serve(Path(data_dir))
 
@@ -34,6 +43,7 @@ async def _serve(data_dir: Path) -> int:
         token=os.environ["TELECART_CART_TOKEN"],
         data_dir=data_dir,
         initial_uplink_kbps=int(os.environ.get("TELECART_BENCH_INITIAL_UPLINK_KBPS", "300")),
+        record_link=True,
     )
     agent = CartAgent(
         config, DevicesConfig.simulated(), ConsultationRequest("cardiology", reason="benchmark")

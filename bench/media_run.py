@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from playwright.async_api import Browser, Page, async_playwright
 
+from bench.media_agent import WORKDIR_ENV
 from bench.media_browser import (
     chromium_args,
     launch_in_namespace,
@@ -114,6 +115,7 @@ async def _python_sender(
     lab: LinkLab, sender: str, server: ServerInfo, workdir: Path, extra_env: Mapping[str, str]
 ) -> AsyncIterator[None]:
     env = dict(os.environ, TELECART_SERVER_URL=server.ws_url, TELECART_CART_TOKEN=server.cart_token)
+    env[WORKDIR_ENV] = str(workdir)  # the agent keeps its link recording there
     env.update(extra_env)
     argv = [sys.executable, "-m", _SENDER_MODULES[sender]]
     with _log_file(workdir, sender) as stderr:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -310,6 +312,7 @@ class CartAgent:
                 self._still_settings,
                 on_failed=lambda: self._spawn(self._restart(session_id), "restart-media"),
                 initial_uplink_kbps=await self.initial_uplink_kbps(),
+                link_recording=self._link_recording_path(session_id),
             )
             self.consultation = consultation
             self.reconnector.offered()
@@ -385,6 +388,14 @@ class CartAgent:
             settled = consultation.rate_controller.settled_bps
             if settled is not None:
                 await self.link_memory.remember(settled)
+
+    def _link_recording_path(self, session_id: str) -> Path | None:
+        """Where this call's link recording goes, if the technician asked for one."""
+        if not self._config.record_link:
+            return None
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in session_id)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        return self._config.data_dir / "link-recordings" / f"{name}-{stamp}.jsonl.gz"
 
     async def initial_uplink_kbps(self) -> int:
         """The configured start, or lower where the last call settled (`link_memory.py`)."""

@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiortc import RTCIceServer
@@ -26,6 +27,7 @@ from telecart.cart_agent.control_channel import (
     SwitchCamera,
 )
 from telecart.cart_agent.lifecycle import cancel_and_wait
+from telecart.cart_agent.link_recording import LinkRecorder
 from telecart.cart_agent.media_watchdog import LinkState, MediaWatchdog
 from telecart.cart_agent.peer import CartPeer, OutgoingTracks
 from telecart.cart_agent.quality_ladder import Allocation, VideoMode
@@ -76,6 +78,7 @@ class Consultation:
         still_settings: StillSettings,
         on_failed: Callable[[], None],
         initial_uplink_kbps: int = 300,
+        link_recording: Path | None = None,
     ) -> None:
         self.session_id = session_id
         self._devices = devices
@@ -117,6 +120,11 @@ class Consultation:
             start_bps=initial_uplink_kbps * 1000,
             on_allocation=self._allocation,
             fec_types=self.peer.fec_payload_types,
+            recorder=(
+                None
+                if link_recording is None
+                else LinkRecorder(link_recording, initial_uplink_kbps * 1000)
+            ),
         )
         self._frames_at = {
             t.role: (t.frames_sent, time.monotonic()) for t in (tracks.room, tracks.exam)

@@ -9,7 +9,10 @@ latest RTCP receiver report there as `remote-inbound-rtp`, and what it sent as
 or off) and `AdaptiveOpusEncoder` rate and loss for audio. It publishes a `QualityState`
 when something a person would notice changes, and at least every `publish_every_s`.
 
-It owns one asyncio task: `start()` creates it, `stop()` cancels and awaits it.
+It owns one asyncio task: `start()` creates it, `stop()` cancels and awaits it. With a
+`LinkRecorder` it records what it heard (`link_recording.py`); `link_replay.py` feeds
+such a recording back through `on_tick`, `on_feedback`, `on_probe_reading` and
+`link_changed`.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from aiortc import RTCRtpSender
 from .bandwidth_estimator import BandwidthEstimator, EstimatorConfig, LinkReport
 from .delay_based_estimator import DelayBasedEstimator, GccConfig
 from .encoder_control import AdaptiveVp8Encoder, VideoLayer, encoder_of
+from .link_recording import Feedback, LinkRecorder, Tick, WatchdogVerdict
 from .loss_window import LossWindow
 from .opus_settings import PROFILES, AdaptiveOpusEncoder
-from .prober import Prober
+from .prober import Prober, ProbeReading
 from .quality_ladder import (
     PACKET_OVERHEAD_BYTES,
     Allocation,
@@ -195,6 +199,7 @@ class RateController:
         interval_s: float = 0.5,
         publish_every_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        recorder: LinkRecorder | None = None,
     ) -> None:
         self.senders = dict(senders)
         self.ladder = ladder or QualityLadder.build(tuple(self.senders))
@@ -213,6 +218,10 @@ class RateController:
         self.prober: Prober | None = None  # on the first video sender's transport
         self._probe_found = False  # a probe just raised the estimate, carried at its rate
         self._other_traffic = OtherTraffic()
+        # As of the last step (`Tick`): what the senders and the data channels sent.
+        self._sent_bps: float | None = None
+        self._other_bps = self._other_recent_bps = 0.0
+        self.recorder = recorder
         self._link_loss = LossWindow()  # for the FEC group
         self._was_in_outage = False
         self._estimate_before_loss: float | None = None  # while the watchdog says lost
@@ -247,6 +256,7 @@ class RateController:
             self._task = asyncio.create_task(self._run(), name="rate-controller")
 
     async def stop(self) -> None:
+        """Detach, stop, and save the link recording if there is one."""
         if self.prober is not None:
             await self.prober.stop()
         for tap in reversed(self._taps):
@@ -257,6 +267,11 @@ class RateController:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.recorder is not None and len(self.recorder):
+            try:
+                await self.recorder.save()
+            except OSError as exc:
+                log.warning("could not save the link recording %s: %s", self.recorder.path, exc)
 
     def _tap_transports(self) -> None:
         """Read transport-wide feedback on each distinct DTLS transport (one when bundled)."""
@@ -286,16 +301,23 @@ class RateController:
         return allocation.budget_bps if allocation is not None else self.estimator.estimate_bps
 
     def _on_transport_feedback(self, results: list[PacketResult]) -> None:
+        probe = self.prober.in_flight if self.prober is not None else None
+        self.on_feedback(Feedback(tuple(results), probe), self._clock())
+
+    def on_feedback(self, feedback: Feedback, now: float) -> None:
+        """One transport-wide feedback (every 50-100 ms from Chrome)."""
+        if self.recorder is not None:
+            self.recorder.add(now, feedback)
+        results = list(feedback.results)
         delay = self.delay_estimator
-        delay.untracked_bps = self._other_traffic.bps
-        delay.untracked_recent_bps = self._other_traffic.recent_bps
-        now = self._clock()
+        delay.untracked_bps = self._other_bps
+        delay.untracked_recent_bps = self._other_recent_bps
         self.estimator.heard(now)
         self._link_loss.add(now, results)
         cut_at = delay.last_decrease_at
         prober = self.prober
         if prober is None:
-            delay.on_feedback(results, now)
+            delay.on_feedback(results, now, feedback.probe)
         else:
             self._feed_with_probes(prober, results, now)
         if delay.last_decrease_at != cut_at and self.allocation is not None:
@@ -327,8 +349,23 @@ class RateController:
             prober.forget_readings_above(delay.estimate_bps)
         judged = prober.judged
         reading = prober.on_feedback(results, now)
+        if reading is not None:
+            self.on_probe_reading(reading, now)
+        if prober.judged > judged:
+            log.info(
+                "probe at %.0f bit/s: %s -> estimate %.0f",
+                prober.last_rate_bps,
+                reading,
+                delay.estimate_bps,
+            )
+
+    def on_probe_reading(self, reading: ProbeReading, now: float) -> None:
+        """What a probe showed, to the delay-based estimate and the ladder's hold."""
+        if self.recorder is not None:
+            self.recorder.add(now, reading)
+        delay = self.delay_estimator
         changed = False
-        if reading is not None and reading.whole:
+        if reading.whole:
             changed = delay.on_probe(reading.carried_bps, now, lower=False)
             # Short of its rate, the link may be nearly full there: growth past it is slow,
             # and the ladder climbs with its hold. Skipping the hold to the 640×360 rung on
@@ -337,19 +374,12 @@ class RateController:
             self._probe_found = changed and not reading.short
             if reading.short:
                 delay.on_saturated_probe(reading.carried_bps)
-        elif reading is not None:
+        else:
             delay.on_saturated_probe(reading.carried_bps)
             if reading.link_bps is not None:
                 changed = delay.on_probe(reading.link_bps, now, lower=True)
         if changed:
             self.estimator.estimate_bps = delay.estimate_bps
-        if prober.judged > judged:
-            log.info(
-                "probe at %.0f bit/s: %s -> estimate %.0f",
-                prober.last_rate_bps,
-                reading,
-                delay.estimate_bps,
-            )
 
     async def _run(self) -> None:
         while True:
@@ -366,13 +396,23 @@ class RateController:
         now = self._clock()
         names = list(self.senders)
         samples = await asyncio.gather(*(read_sender(self.senders[n]) for n in names))
-        self._other_traffic.add(now, self._transport_counters(), samples)
+        other = self._other_traffic
+        other.add(now, self._transport_counters(), samples)
         report = self._reports.add(now, dict(zip(names, samples, strict=True)), self._remb())
-        state = self.step(report, now)
+        tick = Tick(report, self._reports.sent_bps, other.bps, other.recent_bps)
+        state = self.on_tick(tick, now)
         if self._should_publish(state, now):
             self._last_published, self._last_published_at = state, now
             await self._publish(state)
         return state
+
+    def on_tick(self, tick: Tick, now: float) -> QualityState:
+        """One control step on what `tick` read."""
+        if self.recorder is not None:
+            self.recorder.add(now, tick)
+        self._other_bps, self._other_recent_bps = tick.other_bps, tick.other_recent_bps
+        self._sent_bps = tick.sent_bps
+        return self.step(tick.report, now)
 
     def step(self, report: LinkReport | None, now: float) -> QualityState:
         """Estimator, ladder and encoders for one (possibly absent) report."""
@@ -385,7 +425,7 @@ class RateController:
                 report.fraction_lost,
                 report.rtt_s and round(report.rtt_s, 3),
                 report.sent_bps and round(report.sent_bps),
-                self._other_traffic.bps,
+                self._other_bps,
                 *self.retransmissions,
                 self.estimator.estimate_bps,
                 self.estimator.reason,
@@ -400,7 +440,7 @@ class RateController:
         # share the uplink: measured 37 kbit/s of 120 on `edge`, unseen by the ladder.
         # Periodic stills are data-channel traffic too, but the rung already pays for them.
         stills = self.allocation.stills_bps if self.allocation is not None else 0
-        other = max(0.0, self._other_traffic.bps - stills)
+        other = max(0.0, self._other_bps - stills)
         media_budget = max(budget - other, self.estimator.config.min_bps)
         if self._probe_found:  # the link carried the probe's whole rate: no hold
             self._probe_found = False
@@ -438,7 +478,7 @@ class RateController:
             rtt_s=rtt,
             outage=outage,
             rungs=len(self.ladder.rungs),
-            sent_bps=self._reports.sent_bps,
+            sent_bps=self._sent_bps,
             reason=reason,
         )
         return self.state
@@ -460,6 +500,9 @@ class RateController:
         out or retransmit. When media comes back, both estimators resume where they were
         instead of reading the outage as congestion (a 5 s outage had taken video off for
         19 s), and each video track starts again with a keyframe."""
+        now = self._clock()
+        if self.recorder is not None:
+            self.recorder.add(now, WatchdogVerdict(state))
         if state != "connected":
             if self._estimate_before_loss is None:
                 self._estimate_before_loss = max(
@@ -467,7 +510,6 @@ class RateController:
                 )
                 self._rung_before_loss = self.selector.current
         elif self._estimate_before_loss is not None:
-            now = self._clock()
             self.estimator.link_back(now, self._estimate_before_loss)
             self.delay_estimator.link_back(now)
             self.delay_estimator.estimate_bps = self.estimator.estimate_bps

@@ -83,6 +83,7 @@ class AgentConfig:
     still_jpeg_quality: int = 92
     ice_addresses: tuple[str, ...] = ()
     initial_uplink_kbps: int = 300
+    record_link: bool = False  # keep each call's link recording (cart_agent/link_recording.py)
     devices: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -175,6 +176,7 @@ def _agent_from(
         still_jpeg_quality=_int(table, "still_jpeg_quality", cfg.still_jpeg_quality, "agent"),
         ice_addresses=tuple(_list_of_str(table, "ice_addresses", "agent")),
         initial_uplink_kbps=_int(table, "initial_uplink_kbps", cfg.initial_uplink_kbps, "agent"),
+        record_link=_bool(table, "record_link", cfg.record_link, "agent"),
         devices=dict(devices),
     )
     if "TELECART_SERVER_URL" in env:
@@ -219,6 +221,13 @@ def _int(table: Mapping[str, Any], key: str, default: int, where: str) -> int:
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{where}.{key} must be a whole number.")
+    return value
+
+
+def _bool(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key} must be true or false.")
     return value
 
 

@@ -76,7 +76,9 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
         yield srv
 
 
-async def loopback_agent(server: RunningServer, tmp_path: Path) -> CartAgent:
+async def loopback_agent(
+    server: RunningServer, tmp_path: Path, record_link: bool = False
+) -> CartAgent:
     """A started simulated cart (cart-1) asking for a cardiologist."""
     token = await server.add_cart("cart-1")
     # Loopback: start the rate controller where a good link would take it, so the cameras
@@ -86,6 +88,7 @@ async def loopback_agent(server: RunningServer, tmp_path: Path) -> CartAgent:
         token=token,
         data_dir=tmp_path / "agent",
         initial_uplink_kbps=2500,
+        record_link=record_link,
     )
     agent = CartAgent(config, small_cart(), request=ConsultationRequest("cardiology"))
     await agent.start()

@@ -8,6 +8,7 @@ import itertools
 import math
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ from telecart.cart_agent.encoder_control import (
     install_encoder_control,
     uninstall_encoders,
 )
+from telecart.cart_agent.link_recording import LinkRecorder, Tick, WatchdogVerdict, read_recording
+from telecart.cart_agent.link_replay import replay
 from telecart.cart_agent.opus_settings import AdaptiveOpusEncoder, install_opus_settings
 from telecart.cart_agent.probe_result import carried_bps
 from telecart.cart_agent.quality_score import QualityState
@@ -153,6 +156,45 @@ async def test_rate_controller_reads_reports_and_sets_the_encoders(
     assert received
 
 
+async def test_a_recorded_call_replays_to_the_same_decisions(
+    call: tuple[RTCRtpSender, RTCRtpSender, list[int]], tmp_path: Path
+) -> None:
+    video, audio, _ = call
+    states: list[QualityState] = []
+
+    async def publish(state: QualityState) -> None:
+        states.append(state)
+
+    path = tmp_path / "link-recordings" / "call.jsonl.gz"
+    controller = RateController(
+        {"exam": video, "stethoscope": audio},
+        publish,
+        interval_s=0.25,
+        publish_every_s=0.0,  # every step, to compare with the replay
+        start_bps=400_000,
+        recorder=LinkRecorder(path, 400_000),
+    )
+    controller.start()
+    try:
+        await asyncio.sleep(3.0)
+        controller.link_changed("lost")  # as the media watchdog says it
+        await asyncio.sleep(1.0)
+        controller.link_changed("connected")
+        await asyncio.sleep(1.0)
+    finally:
+        await controller.stop()
+    recording = read_recording(path)
+    assert recording.start_bps == 400_000
+    ticks = [r.event for r in recording.events if isinstance(r.event, Tick)]
+    assert len(ticks) == len(states) >= 15
+    assert any(t.report is not None and t.report.rtt_s is not None for t in ticks)
+    verdicts = [r.event.state for r in recording.events if isinstance(r.event, WatchdogVerdict)]
+    assert verdicts == ["lost", "connected"]
+    replayed = replay(recording, controller.ladder)
+    assert [s.state for s in replayed] == states
+    assert replayed[-1].delay_estimate_bps == controller.delay_estimator.estimate_bps
+
+
 async def test_a_configured_start_holds_on_both_estimators_paths(
     call: tuple[RTCRtpSender, RTCRtpSender, list[int]],
 ) -> None:
@@ -275,7 +317,7 @@ async def test_a_probe_goes_out_as_retransmissions_outside_their_cap_and_raises_
     cluster = prober.cluster
     assert cluster is not None
     # Six of the newest video packets again (120 ms at 450 kbit/s), on the RTX stream,
-    # none taken by the cap that limits retransmissions to a fifth of 300 kbit/s (1.5 KB
+    # none taken by the cap that limits retransmissions to a fifth of 300 kbit/s (3.9 KB
     # at once).
     assert prober.config.packets(450_000) == 6
     assert budget.probes == 6 and budget.dropped == 0
