@@ -102,6 +102,7 @@ class BandwidthEstimator:
     _last_update_at: float | None = None
     _last_good_bps: float = 0.0
     _rtts: deque[_Sample] = field(default_factory=deque)
+    _short_rtt_s: float | None = None  # the newest positive round trip under 5 ms
     _losses: deque[_Sample] = field(default_factory=deque)
     _previous_rtt: float | None = None
     _ceiling_bps: float | None = None  # the sending rate at which congestion last began
@@ -129,6 +130,12 @@ class BandwidthEstimator:
         if len(self._losses) < 5:
             return 0.0
         return sum(s.value for s in self._losses) / len(self._losses)
+
+    @property
+    def rtt_s(self) -> float | None:
+        """The newest plausible round trip (`_plausible_rtt`): what the screens show. On a
+        link too short for that test (a LAN, loopback) the newest positive one."""
+        return self._rtts[-1].value if self._rtts else self._short_rtt_s
 
     @property
     def rtt_floor_s(self) -> float | None:
@@ -264,6 +271,8 @@ class BandwidthEstimator:
         self._losses.append(_Sample(report.at, report.fraction_lost))
         while self._losses and report.at - self._losses[0].at > cfg.loss_window_s:
             self._losses.popleft()
+        if report.rtt_s is not None and 0 < report.rtt_s <= MIN_PLAUSIBLE_RTT_S:
+            self._short_rtt_s = report.rtt_s
         if self._plausible_rtt(report.rtt_s):
             assert report.rtt_s is not None
             self._rtts.append(_Sample(report.at, report.rtt_s))

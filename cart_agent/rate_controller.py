@@ -29,7 +29,12 @@ from typing import Any
 
 from aiortc import RTCRtpSender
 
-from .bandwidth_estimator import BandwidthEstimator, EstimatorConfig, LinkReport
+from .bandwidth_estimator import (
+    MIN_PLAUSIBLE_RTT_S,
+    BandwidthEstimator,
+    EstimatorConfig,
+    LinkReport,
+)
 from .delay_based_estimator import DelayBasedEstimator, GccConfig
 from .encoder_control import AdaptiveVp8Encoder, VideoLayer, encoder_of
 from .link_recording import Feedback, LinkRecorder, Tick, WatchdogVerdict
@@ -465,7 +470,9 @@ class RateController:
         allocation = self.ladder.allocate(rung, media_budget)
         changed = self.allocation is None or self.allocation.rung.index != rung.index
         self.allocation = allocation
-        rtt = self._last_report.rtt_s if self._last_report is not None else None
+        # Not the last report's own: aiortc reads one in forty or so as negative or a few
+        # ms (a recorded `step` call published -26 ms to both screens).
+        rtt = self.estimator.rtt_s
         self._apply(allocation, loss, rtt)
         if changed:
             log.info("quality rung %d: %s (%s)", rung.index, rung.label, reason)
@@ -526,8 +533,7 @@ class RateController:
                 return
         if self.allocation is not None:
             loss = self.state.loss if self.state is not None else 0.0
-            rtt = self._last_report.rtt_s if self._last_report is not None else None
-            self._apply(self.allocation, loss, rtt)
+            self._apply(self.allocation, loss, self.estimator.rtt_s)
 
     def _budget(self, now: float, outage: bool) -> tuple[float, str, float]:
         """Estimate, its reason and the loss to code for: transport-wide feedback when the
@@ -535,8 +541,8 @@ class RateController:
         rr, delay = self.estimator, self.delay_estimator
         last = self._last_report
         rr_loss = last.fraction_lost if last is not None else 0.0
-        if last is not None and last.rtt_s is not None and last.rtt_s > 0.005:
-            delay.rtt_s = last.rtt_s
+        if rr.rtt_s is not None and rr.rtt_s > MIN_PLAUSIBLE_RTT_S:
+            delay.rtt_s = rr.rtt_s
         if outage:
             self._was_in_outage = True
             delay.estimate_bps = rr.estimate_bps

@@ -156,6 +156,22 @@ def test_implausible_round_trips_do_not_read_as_a_rising_delay() -> None:
     assert "delay" not in estimator.reason
 
 
+def test_the_round_trip_shown_is_the_newest_plausible_one() -> None:
+    estimator = BandwidthEstimator(estimate_bps=400_000)
+    shown = []
+    for t, rtt in enumerate([None, 0.12, 0.10, -0.78, 0.11, 0.02, None, 0.13]):
+        estimator.update(LinkReport(at=float(t), fraction_lost=0.0, rtt_s=rtt))
+        shown.append(estimator.rtt_s)
+    assert shown == [None, 0.12, 0.10, 0.10, 0.11, 0.11, 0.11, 0.13]
+
+
+def test_on_a_link_of_a_millisecond_the_round_trip_shown_is_that() -> None:
+    estimator = BandwidthEstimator(estimate_bps=400_000)
+    for t, rtt in enumerate([0.0012, -0.001, 0.0009]):
+        estimator.update(LinkReport(at=float(t), fraction_lost=0.0, rtt_s=rtt))
+        assert estimator.rtt_s == (0.0012 if t < 2 else 0.0009)
+
+
 def test_an_outage_seen_by_the_media_watchdog_is_not_congestion() -> None:
     estimator = BandwidthEstimator(estimate_bps=900_000)
     estimator.update(LinkReport(at=10.0, fraction_lost=0.0, sent_bps=900_000))
