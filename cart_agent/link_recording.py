@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic_file import write_atomically
 from .bandwidth_estimator import LinkReport
 from .prober import ProbeReading
 from .transport_cc import PacketResult
@@ -138,13 +139,10 @@ def _decode(line: dict[str, Any]) -> Recorded:
 
 def write_recording(path: Path, recording: Recording) -> None:
     """One JSON line of `start_bps`, then one per event; gzip, written whole or not at all."""
+    lines = [json.dumps({"start_bps": recording.start_bps})]
+    lines += [json.dumps(_encode(r), separators=(",", ":")) for r in recording.events]
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with gzip.open(partial, "wt", encoding="utf-8") as out:
-        out.write(json.dumps({"start_bps": recording.start_bps}) + "\n")
-        for recorded in recording.events:
-            out.write(json.dumps(_encode(recorded), separators=(",", ":")) + "\n")
-    partial.replace(path)
+    write_atomically(path, gzip.compress(("\n".join(lines) + "\n").encode()))
 
 
 def read_recording(path: Path) -> Recording:
