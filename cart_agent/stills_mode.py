@@ -28,6 +28,10 @@ from telecart.cart_agent.stills import EncodedStill, StillError, encode_still, s
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 3.0
+# Until the channel is open and the camera has a picture, look again this soon, not a
+# whole interval later: stills mode starts 2-4 s into an `edge` call, and its data
+# channels may open later than that over a 1 s round trip.
+NOT_READY_RETRY_S = 0.25
 PACED_CHUNK_BYTES = 1_100  # one packet with SCTP/DTLS headers
 PACE = 1.5  # send a picture at this times its budget
 # Boxes the picture is fitted into (aspect kept), sharpest first; quality steps per box.
@@ -129,16 +133,20 @@ class StillsMode:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
+            ready = True
             try:
-                await self._send_one()
+                ready = await self._send_one()
             except StillError as exc:
                 log.info("stills mode: %s", exc)
-            await asyncio.sleep(max(0.2, self.interval_s - (loop.time() - started)))
+            wait = self.interval_s - (loop.time() - started) if ready else NOT_READY_RETRY_S
+            await asyncio.sleep(max(0.2, wait))
 
-    async def _send_one(self) -> None:
+    async def _send_one(self) -> bool:
+        """One picture, unless over budget or the last still queued; False: no channel
+        open or no picture yet."""
         image = self._latest_image()
         if image is None or self._channel.readyState != "open":
-            return
+            return False
         target = self.budget_bps * self.interval_s / 8
         # Down at once to a step that fits (one step a picture skipped a picture per step
         # after each cut on `edge`, where the budget moves between 24 and 8 kbit/s), and
@@ -150,12 +158,13 @@ class StillsMode:
             self.step = self.step.larger()
         if len(still.data) > 2 * target and self.sent:
             # Far over budget even at the smallest step: skip rather than flood the link.
-            return
+            return True
         if self._channel.bufferedAmount > len(still.data):
-            return  # the previous picture has not left yet
+            return True  # the previous picture has not left yet
         self.sent.append(still)
         del self.sent[:-5]
         await self._send_paced(still)
+        return True
 
     async def _send_paced(self, still: EncodedStill) -> None:
         """Chunks of one packet, spread at `PACE` × the budget: a whole picture at once

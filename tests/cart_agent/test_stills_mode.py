@@ -1,8 +1,12 @@
-"""Periodic stills fit their byte budget in one picture, not one quality step a picture."""
+"""Periodic stills fit their byte budget in one picture, not one quality step a picture,
+and the first goes as soon as it can."""
 
 from __future__ import annotations
 
-from telecart.cart_agent.stills_mode import StillStep, encode_fitting, encode_within
+import asyncio
+import json
+
+from telecart.cart_agent.stills_mode import StillsMode, StillStep, encode_fitting, encode_within
 from telecart.devices.camera_sim import render_test_scene
 
 SCENE = render_test_scene(1280, 720, "exam", 3.0)
@@ -34,3 +38,32 @@ def test_the_smallest_step_is_sent_when_nothing_fits() -> None:
         smallest = smallest.smaller()
     still, step = encode_fitting(SCENE, StillStep(1, 1), "exam", 10)
     assert step == smallest and len(still.data) > 10
+
+
+class OpeningChannel:
+    """A data channel that opens when the test says so, and keeps what was sent."""
+
+    def __init__(self) -> None:
+        self.readyState = "connecting"
+        self.bufferedAmount = 0
+        self.sent: list[str | bytes] = []
+
+    def send(self, data: str | bytes) -> None:
+        self.sent.append(data)
+
+
+async def test_the_first_picture_goes_as_soon_as_the_channel_opens() -> None:
+    """Stills mode often starts before the data channels are open (`edge`: a 1 s round
+    trip); the first picture must not wait a whole interval after they open."""
+    channel = OpeningChannel()
+    mode = StillsMode(channel, lambda: SCENE, interval_s=3.0)  # type: ignore[arg-type]
+    mode.set_budget(16_000)
+    try:
+        await asyncio.sleep(0.3)
+        assert not channel.sent
+        channel.readyState = "open"
+        await asyncio.sleep(0.6)
+        headers = [json.loads(m) for m in channel.sent if isinstance(m, str)]
+        assert headers and headers[0]["type"] == "still" and headers[0]["periodic"]
+    finally:
+        await mode.close()
