@@ -378,9 +378,9 @@ class RateController:
             # second (a new resolution's first frames) and stalled the exam camera 2.4 s.
             self._probe_found = changed and not reading.short
             if reading.short:
-                delay.on_saturated_probe(reading.carried_bps)
+                delay.on_saturated_probe(reading.carried_bps, now)
         else:
-            delay.on_saturated_probe(reading.carried_bps)
+            delay.on_saturated_probe(reading.carried_bps, now)
             if reading.link_bps is not None:
                 changed = delay.on_probe(reading.link_bps, now, lower=True)
         if changed:

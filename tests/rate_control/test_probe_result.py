@@ -128,7 +128,7 @@ def test_a_reading_of_the_links_own_rate_above_the_estimate_slows_the_growth_pas
 
 def test_growth_past_a_saturated_reading_stays_slow_until_the_link_carries_more() -> None:
     estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
-    estimator.on_saturated_probe(320_000)
+    estimator.on_saturated_probe(320_000, 0.0)
     estimator.estimate_bps = 420_000  # crept past 1.25 times the reading on headroom
     packet_per_rtt = 1200 * 8 / (estimator.rtt_s + 0.1)
     assert estimator._grown(1.0, None, 10.0) == pytest.approx(420_000 + packet_per_rtt)
@@ -137,10 +137,27 @@ def test_growth_past_a_saturated_reading_stays_slow_until_the_link_carries_more(
     assert estimator._grown(1.0, 400_000, 10.0) > 420_000 + 2 * packet_per_rtt
     assert estimator._filled_bps is None
     # Sending too little to show the link (stills), the estimate passing it is enough.
-    estimator.on_saturated_probe(320_000)
+    estimator.on_saturated_probe(320_000, 0.0)
     estimator.sent_bps = 100_000
     assert estimator.app_limited
     assert estimator._grown(1.0, None, 10.0) > 420_000 + 2 * packet_per_rtt
+    assert estimator._filled_bps is None
+
+
+def test_a_full_link_delivering_more_than_a_probe_read_has_not_got_better() -> None:
+    """`rural-3g` (384 kbit/s): a probe read 337 kbit/s while the link delivered 384 in
+    all, audio and data channels included, and 0.3 s later the cluster's burst draining
+    read 448 k: as if the link had grown."""
+    estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
+    estimator.steady_acked_bps, estimator.untracked_bps = 366_000, 18_000
+    estimator.on_saturated_probe(337_000, 10.0)
+    estimator.estimate_bps = 406_000
+    packet_per_rtt = 1200 * 8 / (estimator.rtt_s + 0.1)
+    assert estimator._grown(1.0, 448_000, 10.3) == pytest.approx(406_000 + packet_per_rtt)
+    assert estimator._grown(1.0, 415_000, 12.0) == pytest.approx(406_000 + packet_per_rtt)
+    assert estimator._filled_bps == 337_000
+    # Delivering over 10 % more than then, once the burst has drained: it did get better.
+    assert estimator._grown(1.0, 425_000, 12.5) > 406_000 + 2 * packet_per_rtt
     assert estimator._filled_bps is None
 
 
@@ -148,7 +165,7 @@ def test_a_probe_goes_from_near_the_last_saturated_reading_not_the_crept_estimat
     # step after its drop: the link read at 279 kbit/s, the estimate crept on to 397 k.
     estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
     assert estimator.probe_from_bps == 300_000  # no reading yet: the estimate
-    estimator.on_saturated_probe(279_000)
+    estimator.on_saturated_probe(279_000, 0.0)
     estimator.estimate_bps = 397_000
     assert estimator.probe_from_bps == pytest.approx(1.1 * 279_000)
     estimator.estimate_bps = 290_000
@@ -254,7 +271,7 @@ def test_one_saturated_reading_slows_the_growth_past_it_without_moving_the_estim
         steady(estimator, link, 0.0, 6.0)  # 300 kbit/s sent: headroom up to 475 k
         estimator.estimate_bps = 350_000
         if reading is not None:
-            estimator.on_saturated_probe(reading)
+            estimator.on_saturated_probe(reading, 6.0)
             assert estimator.estimate_bps == 350_000
         steady(estimator, link, 6.0, 1.0)
         return estimator.estimate_bps
