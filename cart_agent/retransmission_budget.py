@@ -17,7 +17,9 @@ bursty link loses two or three packets at once, and one NACK asks for them all. 
 bucket of one packet (0.1 s of the share below 600 kbit/s) the others were dropped, 14
 in a `bursty` run, and asked for again a round trip later: the exam picture stalled in 5
 of 7 runs, 0.6-2.1 s in all, where Chrome (whose pacer delays repairs) stalled none.
-With three packets: 0-2 dropped per run, no stall in 4 runs.
+With three packets: 0-3 dropped per run and no exam stall in 6 of 9 runs; the others
+stalled at probes into the full link, and once (238 dropped) when the link itself was
+overrun (docs/adaptation.md, session 11).
 
 `RetransmissionBudget` wraps one `RTCDtlsTransport._send_rtp`, like `TransportCcTap`,
 and must be installed after it, so a dropped packet is never numbered.
