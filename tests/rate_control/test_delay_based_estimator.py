@@ -176,6 +176,18 @@ def test_a_data_channel_burst_costs_a_step_from_what_the_link_carried_not_from_t
     assert lowest >= 0.7 * (80_000 + 20_000)
 
 
+def test_a_link_overrun_for_seconds_is_not_its_usual_loss() -> None:
+    """`bursty` overrun by a rung past its 512 kbit/s: 20 % of each report lost for 20 s.
+    Learned as the link's usual loss, such readings held off every loss cut."""
+    estimator = DelayBasedEstimator(estimate_bps=600_000)
+    for step in range(40):  # a reading every 0.5 s
+        estimator._outcomes.extend((step / 2 + i / 60, i % 5 == 0) for i in range(30))
+        estimator._update_loss(step / 2 + 0.5)
+    assert estimator.loss == pytest.approx(0.2, abs=0.01)
+    assert estimator.usual_loss == pytest.approx(0.1)  # no more than `decrease_loss`
+    assert estimator.loss > estimator.usual_loss + estimator._loss_noise  # it counts
+
+
 def test_a_thin_links_usual_random_loss_does_not_hold_the_estimate() -> None:
     # Stills mode on `edge`: ~30 packets a second, 5 % of them lost at random, no queue.
     rng = random.Random(3)
