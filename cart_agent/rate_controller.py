@@ -320,12 +320,11 @@ class RateController:
         self.estimator.heard(now)
         self._link_loss.add(now, results)
         cut_at = delay.last_decrease_at
-        prober = self.prober
-        if prober is None:
-            delay.on_feedback(results, now, feedback.probe)
-        else:
-            self._feed_with_probes(prober, results, now)
-        if delay.last_decrease_at != cut_at and self.allocation is not None:
+        delay.on_feedback(results, now, feedback.probe)
+        cut = delay.last_decrease_at != cut_at
+        if self.prober is not None:
+            self._read_probe(self.prober, results, now, cut)
+        if cut and self.allocation is not None:
             # A cut acts at once, not at the next tick (up to `interval_s` later): after
             # `step`'s drop the old rung kept filling the queue 0.4-0.5 s longer.
             self.step(None, now)
@@ -344,13 +343,13 @@ class RateController:
                 delay.reason,
             )
 
-    def _feed_with_probes(self, prober: Prober, results: list[PacketResult], now: float) -> None:
-        """Transport feedback to the delay-based estimator and the prober, and a probe's
-        reading back to the estimate (`prober.py`)."""
+    def _read_probe(
+        self, prober: Prober, results: list[PacketResult], now: float, cut: bool
+    ) -> None:
+        """Transport feedback to the prober (`prober.py`), and a finished probe's reading
+        to the estimate; after a cut, readings above the new estimate are forgotten."""
         delay = self.delay_estimator
-        cut_at = delay.last_decrease_at
-        delay.on_feedback(results, now, prober.in_flight)
-        if delay.last_decrease_at != cut_at:
+        if cut:
             prober.forget_readings_above(delay.estimate_bps)
         judged = prober.judged
         reading = prober.on_feedback(results, now)
