@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from telecart.cart_agent.stills_mode import StillsMode, StillStep, encode_fitting, encode_within
 from telecart.devices.camera_sim import render_test_scene
 
@@ -67,3 +69,13 @@ async def test_the_first_picture_goes_as_soon_as_the_channel_opens() -> None:
         assert headers and headers[0]["type"] == "still" and headers[0]["periodic"]
     finally:
         await mode.close()
+
+
+def test_a_picture_on_a_thin_budget_is_gone_within_a_share_of_the_interval() -> None:
+    """At 1.5 times an 8 kbit/s budget the smallest picture (3.6 kB) took 2.5 s of a 3 s
+    interval to leave (`edge`), and pictures arrived up to 5.3 s apart."""
+    mode = StillsMode(OpeningChannel(), lambda: SCENE, interval_s=3.0)  # type: ignore[arg-type]
+    mode.budget_bps = 8_000
+    assert 3_600 * 8 / mode.pace_bps(3_600) == pytest.approx(0.4 * 3.0)
+    mode.budget_bps = 64_000  # a budget that moves it sooner keeps its own pace
+    assert mode.pace_bps(3_600) == 1.5 * 64_000

@@ -75,6 +75,20 @@ def test_heavy_loss_steps_down_by_half_the_loss() -> None:
     assert estimator.reason == "loss 25%"
 
 
+def test_a_quarter_lost_cuts_to_what_got_through() -> None:
+    """`edge`'s start: 300 kbit/s into 128 k read 25 % lost, with a full queue and so no
+    delay trend. Cut to 7/8 of the estimate, the link stayed overrun 2.4 s more."""
+    estimator = DelayBasedEstimator(estimate_bps=600_000)
+    packets = [  # 480 kbit/s sent, a quarter lost, a steady delay
+        PacketResult(i, i * 0.02, 1200, None if i % 4 == 0 else 0.05 + i * 0.02) for i in range(100)
+    ]
+    estimator.on_feedback(packets, 2.1)
+    assert estimator.loss == 0.25
+    assert estimator.reason == "loss 25%"
+    # What got through (360-384 kbit/s as the 0.5 s window reads it), not 7/8 of 600 k.
+    assert estimator.estimate_bps <= 0.8 * 480_000 + 1
+
+
 def test_feedback_after_a_long_gap_restarts_the_trend_and_is_not_overuse() -> None:
     estimator = DelayBasedEstimator()
     first = [PacketResult(i, i * 0.02, 1200, 0.05 + i * 0.02) for i in range(50)]
