@@ -53,6 +53,7 @@ from telecart.cart_agent.opus_settings import (
     prepare_audio_sender,
 )
 from telecart.cart_agent.quality_ladder import TrackRole
+from telecart.cart_agent.sctp_timers import tune_sctp_timers
 from telecart.cart_agent.stills import STILLS_LABEL
 from telecart.cart_agent.tracks import CameraTrack, DeviceAudioTrack
 from telecart.cart_agent.transport_cc import install_transport_cc
@@ -190,6 +191,8 @@ class CartPeer:
             control=self.pc.createDataChannel(CONTROL_LABEL, ordered=True),
             stills=self.pc.createDataChannel(STILLS_LABEL, ordered=True),
         )
+        sctp = self.pc.sctp
+        self.sctp_timers_tuned = sctp is not None and tune_sctp_timers(sctp)
         self._on_remote_track = on_remote_track
 
         @self.pc.on("track")

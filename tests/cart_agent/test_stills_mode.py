@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -49,9 +50,22 @@ class OpeningChannel:
         self.readyState = "connecting"
         self.bufferedAmount = 0
         self.sent: list[str | bytes] = []
+        self._sent = asyncio.Event()
 
     def send(self, data: str | bytes) -> None:
         self.sent.append(data)
+        self._sent.set()
+
+    async def until(self, done: Callable[[list[str | bytes]], bool]) -> None:
+        """Wait (at most 3 s) until what was sent so far is `done`."""
+        async with asyncio.timeout(3.0):
+            while not done(self.sent):
+                self._sent.clear()
+                await self._sent.wait()
+
+
+def picture_ended(sent: list[str | bytes]) -> bool:
+    return any(isinstance(m, str) and "still_end" in m for m in sent)
 
 
 async def test_the_first_picture_goes_as_soon_as_the_channel_opens() -> None:
@@ -79,3 +93,43 @@ def test_a_picture_on_a_thin_budget_is_gone_within_a_share_of_the_interval() -> 
     assert 3_600 * 8 / mode.pace_bps(3_600) == pytest.approx(0.4 * 3.0)
     mode.budget_bps = 64_000  # a budget that moves it sooner keeps its own pace
     assert mode.pace_bps(3_600) == 1.5 * 64_000
+
+
+async def test_a_picture_on_its_way_is_finished_when_stills_mode_goes_off() -> None:
+    """Cut off, the specialist never sees it and the link carried it for nothing."""
+    channel = OpeningChannel()
+    channel.readyState = "open"
+    mode = StillsMode(channel, lambda: SCENE, interval_s=1.0)  # type: ignore[arg-type]
+    mode.set_budget(8_000)  # a picture of a few kB leaves over 0.4 s
+    try:
+        await channel.until(bool)
+        mode.set_budget(0)
+        assert not mode.active
+        stopping = set(mode._stopping)
+        assert stopping  # still on its way, not cancelled
+        async with asyncio.timeout(3.0):
+            await asyncio.wait(stopping)
+        texts = [json.loads(m) for m in channel.sent if isinstance(m, str)]
+        assert [t["type"] for t in texts] == ["still", "still_end"]
+        header = texts[0]
+        assert sum(len(m) for m in channel.sent if isinstance(m, bytes)) == header["size"]
+    finally:
+        await mode.close()
+
+
+async def test_stills_mode_off_between_pictures_stops_at_once() -> None:
+    channel = OpeningChannel()
+    channel.readyState = "open"
+    mode = StillsMode(channel, lambda: SCENE, interval_s=1.0)  # type: ignore[arg-type]
+    mode.set_budget(200_000)  # the picture is gone in a few ms
+    try:
+        await channel.until(picture_ended)
+        await asyncio.sleep(0.05)
+        mode.set_budget(0)
+        await asyncio.sleep(0)  # the cancellation lands
+        await asyncio.sleep(0)
+        assert not mode._stopping
+        await asyncio.sleep(1.2)  # no second picture
+        assert sum(isinstance(m, str) and "still_end" in m for m in channel.sent) == 1
+    finally:
+        await mode.close()
