@@ -114,17 +114,14 @@ class Consultation:
         self._unsubscribe_status = devices.board.subscribe(self._device_status)
         # --- adaptation (issue 9): rate control, stills mode, published quality ---
         self.stills_mode = StillsMode(self.peer.channels.stills, lambda: tracks.exam.latest_image)
+        start_bps = initial_uplink_kbps * 1000
         self.rate_controller = RateController(
             self.peer.senders(),
             self._publish_quality,
-            start_bps=initial_uplink_kbps * 1000,
+            start_bps=start_bps,
             on_allocation=self._allocation,
             fec_types=self.peer.fec_payload_types,
-            recorder=(
-                None
-                if link_recording is None
-                else LinkRecorder(link_recording, initial_uplink_kbps * 1000)
-            ),
+            recorder=(None if link_recording is None else LinkRecorder(link_recording, start_bps)),
         )
         self._frames_at = {
             t.role: (t.frames_sent, time.monotonic()) for t in (tracks.room, tracks.exam)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .transport_cc import PacketResult
@@ -243,7 +243,7 @@ class DelayBasedEstimator:
         )
 
     def on_feedback(
-        self, results: list[PacketResult], now: float, probe: range | None = None
+        self, results: Sequence[PacketResult], now: float, probe: range | None = None
     ) -> float:
         """Feed one transport feedback's packets; returns the new target in bit/s. The
         packets numbered in `probe` (a probe cluster, `prober.py`) count as sent and
@@ -572,6 +572,8 @@ class DelayBasedEstimator:
             # sends too little to show it (stills): with a 1.5 s round trip a packet per
             # round trip kept the exam camera on stills to the end of a call.
             filled = self._filled_bps = None
+            if carried_more:  # and probes go from the estimate again, not from the reading
+                self._link_read_bps = None
         near_capacity = capacity is not None and self.estimate_bps > 0.8 * capacity
         if near_capacity or (filled is not None and self.estimate_bps >= filled):
             packet_bits = 1200 * 8

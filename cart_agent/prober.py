@@ -26,7 +26,7 @@ import math
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aiortc import RTCRtpSender
@@ -150,7 +150,7 @@ class Prober:
         self._sending = asyncio.create_task(self._send(newest, rate, now), name="probe")
         return True
 
-    def on_feedback(self, results: list[PacketResult], now: float) -> ProbeReading | None:
+    def on_feedback(self, results: Sequence[PacketResult], now: float) -> ProbeReading | None:
         """Feedback for the cluster in flight; its reading once the cluster is fully
         reported (or its time is up), else None."""
         cluster = self.cluster

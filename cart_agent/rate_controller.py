@@ -23,7 +23,7 @@ import logging
 import statistics
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -313,7 +313,7 @@ class RateController:
         """One transport-wide feedback (every 50-100 ms from Chrome)."""
         if self.recorder is not None:
             self.recorder.add(now, feedback)
-        results = list(feedback.results)
+        results = feedback.results
         delay = self.delay_estimator
         delay.untracked_bps = self._other_bps
         delay.untracked_recent_bps = self._other_recent_bps
@@ -344,7 +344,7 @@ class RateController:
             )
 
     def _read_probe(
-        self, prober: Prober, results: list[PacketResult], now: float, cut: bool
+        self, prober: Prober, results: Sequence[PacketResult], now: float, cut: bool
     ) -> None:
         """Transport feedback to the prober (`prober.py`), and a finished probe's reading
         to the estimate; after a cut, readings above the new estimate are forgotten."""

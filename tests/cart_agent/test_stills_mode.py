@@ -7,8 +7,6 @@ import asyncio
 import json
 from collections.abc import Callable
 
-import pytest
-
 from telecart.cart_agent.stills_mode import StillsMode, StillStep, encode_fitting, encode_within
 from telecart.devices.camera_sim import render_test_scene
 
@@ -85,22 +83,12 @@ async def test_the_first_picture_goes_as_soon_as_the_channel_opens() -> None:
         await mode.close()
 
 
-def test_a_picture_on_a_thin_budget_is_gone_within_a_share_of_the_interval() -> None:
-    """At 1.5 times an 8 kbit/s budget the smallest picture (3.6 kB) took 2.5 s of a 3 s
-    interval to leave (`edge`), and pictures arrived up to 5.3 s apart."""
-    mode = StillsMode(OpeningChannel(), lambda: SCENE, interval_s=3.0)  # type: ignore[arg-type]
-    mode.budget_bps = 8_000
-    assert 3_600 * 8 / mode.pace_bps(3_600) == pytest.approx(0.4 * 3.0)
-    mode.budget_bps = 64_000  # a budget that moves it sooner keeps its own pace
-    assert mode.pace_bps(3_600) == 1.5 * 64_000
-
-
 async def test_a_picture_on_its_way_is_finished_when_stills_mode_goes_off() -> None:
     """Cut off, the specialist never sees it and the link carried it for nothing."""
     channel = OpeningChannel()
     channel.readyState = "open"
     mode = StillsMode(channel, lambda: SCENE, interval_s=1.0)  # type: ignore[arg-type]
-    mode.set_budget(8_000)  # a picture of a few kB leaves over 0.4 s
+    mode.set_budget(40_000)  # a picture of a few kB leaves over about half a second
     try:
         await channel.until(bool)
         mode.set_budget(0)

@@ -156,9 +156,12 @@ def test_a_full_link_delivering_more_than_a_probe_read_has_not_got_better() -> N
     assert estimator._grown(1.0, 448_000, 10.3) == pytest.approx(406_000 + packet_per_rtt)
     assert estimator._grown(1.0, 415_000, 12.0) == pytest.approx(406_000 + packet_per_rtt)
     assert estimator._filled_bps == 337_000
-    # Delivering over 10 % more than then, once the burst has drained: it did get better.
+    assert estimator.probe_from_bps == pytest.approx(1.1 * 337_000)
+    # Delivering over 10 % more than then, once the burst has drained: it did get better,
+    # and probes go from the estimate again.
     assert estimator._grown(1.0, 425_000, 12.5) > 406_000 + 2 * packet_per_rtt
     assert estimator._filled_bps is None
+    assert estimator.probe_from_bps == estimator.estimate_bps
 
 
 def test_a_probe_goes_from_near_the_last_saturated_reading_not_the_crept_estimate() -> None:
