@@ -35,7 +35,7 @@ NOT_READY_RETRY_S = 0.25
 PACED_CHUNK_BYTES = 1_100  # one packet with SCTP/DTLS headers
 # Send a picture at this times its budget. Faster (every picture gone within 1.2 s of a
 # 3 s interval: 24-38 kbit/s on `edge`) its bursts read as a rising delay, the cut that
-# followed took the exam camera off in 7 of 19 runs (4 of 24 before, 0 of 6 without it).
+# followed took the exam camera off in 7 of 19 runs (4 of 24 before, 2 of 9 without it).
 PACE = 1.5
 # Boxes the picture is fitted into (aspect kept), sharpest first; quality steps per box.
 BOXES: tuple[tuple[int, int], ...] = ((960, 540), (640, 360), (480, 270), (320, 180))
