@@ -191,8 +191,8 @@ class CartPeer:
             control=self.pc.createDataChannel(CONTROL_LABEL, ordered=True),
             stills=self.pc.createDataChannel(STILLS_LABEL, ordered=True),
         )
-        sctp = self.pc.sctp
-        self.sctp_timers_tuned = sctp is not None and tune_sctp_timers(sctp)
+        if self.pc.sctp is not None:  # set by the channels above
+            tune_sctp_timers(self.pc.sctp)
         self._on_remote_track = on_remote_track
 
         @self.pc.on("track")

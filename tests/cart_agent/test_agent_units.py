@@ -40,7 +40,8 @@ def test_turn_answer_becomes_aiortc_ice_servers() -> None:
     assert servers[0].urls == ["turn:127.0.0.1:3478"] and servers[0].username == "u"
 
 
-async def test_no_ice_servers_never_means_a_public_stun_server() -> None:
+def simulated_peer() -> CartPeer:
+    """A cart peer on a small simulated cart, with no ICE servers."""
     devices = small_cart()
     from telecart.devices.audio_sim import SimulatedAudioInput
     from telecart.devices.camera_sim import SimulatedCamera
@@ -51,7 +52,20 @@ async def test_no_ice_servers_never_means_a_public_stun_server() -> None:
         stethoscope=DeviceAudioTrack("stethoscope", SimulatedAudioInput(devices.audio_inputs[0])),
         voice=DeviceAudioTrack("voice", SimulatedAudioInput(devices.audio_inputs[1])),
     )
-    peer = CartPeer([], tracks, lambda role, track: None, lambda state: None)
+    return CartPeer([], tracks, lambda role, track: None, lambda state: None)
+
+
+async def test_the_data_channels_association_starts_at_rfc_9260s_timer() -> None:
+    peer = simulated_peer()
+    try:
+        assert peer.pc.sctp is not None
+        assert peer.pc.sctp._rto == 1.0  # aiortc's own start: 3 s (`sctp_timers.py`)
+    finally:
+        await peer.close()
+
+
+async def test_no_ice_servers_never_means_a_public_stun_server() -> None:
+    peer = simulated_peer()
     try:
         sdp = await peer.create_offer()
         assert "typ srflx" not in sdp and "typ relay" not in sdp

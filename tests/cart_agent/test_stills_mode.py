@@ -4,8 +4,9 @@ and the first goes as soon as it can."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from telecart.cart_agent.stills_mode import StillsMode, StillStep, encode_fitting, encode_within
 from telecart.devices.camera_sim import render_test_scene
@@ -62,8 +63,23 @@ class OpeningChannel:
                 await self._sent.wait()
 
 
-def picture_ended(sent: list[str | bytes]) -> bool:
-    return any(isinstance(m, str) and "still_end" in m for m in sent)
+def pictures_ended(sent: list[str | bytes]) -> int:
+    return sum(isinstance(m, str) and "still_end" in m for m in sent)
+
+
+@contextlib.asynccontextmanager
+async def stills_on_an_open_channel(
+    budget_bps: int,
+) -> AsyncIterator[tuple[OpeningChannel, StillsMode]]:
+    """Stills mode, a picture a second at `budget_bps`, on a channel already open."""
+    channel = OpeningChannel()
+    channel.readyState = "open"
+    mode = StillsMode(channel, lambda: SCENE, interval_s=1.0)  # type: ignore[arg-type]
+    mode.set_budget(budget_bps)
+    try:
+        yield channel, mode
+    finally:
+        await mode.close()
 
 
 async def test_the_first_picture_goes_as_soon_as_the_channel_opens() -> None:
@@ -85,11 +101,8 @@ async def test_the_first_picture_goes_as_soon_as_the_channel_opens() -> None:
 
 async def test_a_picture_on_its_way_is_finished_when_stills_mode_goes_off() -> None:
     """Cut off, the specialist never sees it and the link carried it for nothing."""
-    channel = OpeningChannel()
-    channel.readyState = "open"
-    mode = StillsMode(channel, lambda: SCENE, interval_s=1.0)  # type: ignore[arg-type]
-    mode.set_budget(40_000)  # a picture of a few kB leaves over about half a second
-    try:
+    # At 40 kbit/s a picture of a few kB leaves over about half a second.
+    async with stills_on_an_open_channel(40_000) as (channel, mode):
         await channel.until(bool)
         mode.set_budget(0)
         assert not mode.active
@@ -101,23 +114,16 @@ async def test_a_picture_on_its_way_is_finished_when_stills_mode_goes_off() -> N
         assert [t["type"] for t in texts] == ["still", "still_end"]
         header = texts[0]
         assert sum(len(m) for m in channel.sent if isinstance(m, bytes)) == header["size"]
-    finally:
-        await mode.close()
 
 
 async def test_stills_mode_off_between_pictures_stops_at_once() -> None:
-    channel = OpeningChannel()
-    channel.readyState = "open"
-    mode = StillsMode(channel, lambda: SCENE, interval_s=1.0)  # type: ignore[arg-type]
-    mode.set_budget(200_000)  # the picture is gone in a few ms
-    try:
-        await channel.until(picture_ended)
+    # At 200 kbit/s the picture is gone in a few ms.
+    async with stills_on_an_open_channel(200_000) as (channel, mode):
+        await channel.until(lambda sent: pictures_ended(sent) > 0)
         await asyncio.sleep(0.05)
         mode.set_budget(0)
         await asyncio.sleep(0)  # the cancellation lands
         await asyncio.sleep(0)
         assert not mode._stopping
         await asyncio.sleep(1.2)  # no second picture
-        assert sum(isinstance(m, str) and "still_end" in m for m in channel.sent) == 1
-    finally:
-        await mode.close()
+        assert pictures_ended(channel.sent) == 1
