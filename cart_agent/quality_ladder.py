@@ -358,12 +358,14 @@ class RungSelector:
     # back within a second or two (on `step` video and stills alternated every few s).
     stills_after_s: float = 2.0
     near_video_share: float = 0.8  # ...unless the budget is below this share of its cost
-    # Likewise stills give way to audio only, but later: on `edge` each delay-based cut
-    # put the budget under the thinnest stills for 3-6 s, the exam picture then stayed
-    # off until the climb back (gaps of 9-16 s against a goal of 5), and the stills are
-    # a few kbit/s under SCTP's own congestion control.
+    # Likewise stills give way to audio only, but later and however low the budget: on
+    # `edge` each delay-based cut put the budget under the thinnest stills for 3-6 s, the
+    # exam picture then stayed off until the climb back (gaps of 9-16 s against a goal
+    # of 5), and the stills are a few kbit/s under SCTP's own congestion control. A cut
+    # of 15 % from a full link, less the data channels' 30-50 kbit/s, reads the same
+    # floor budget as a collapse (the estimator's 60 kbit/s): taken as a collapse, it
+    # took the exam camera off for 4.5-8 s in 1 run of 5.
     audio_only_after_s: float = 5.0
-    near_stills_share: float = 0.75
     unproven_step: float = 1.3  # see `select`
     proven_s: float = 1.0  # see `proven`
     current: Rung | None = None
@@ -395,12 +397,9 @@ class RungSelector:
             last_video.squeezed_cost_bps(self.ladder.squeeze_of(last_video))
         )
         last_stills = self.ladder.last_stills
-        near_stills = (
-            last_stills is not None and budget_bps >= self.near_stills_share * last_stills.cost_bps
-        )
         for boundary, last, near, hold_s in (
             (self._video_boundary, last_video, near_video, self.stills_after_s),
-            (self._stills_boundary, last_stills, near_stills, self.audio_only_after_s),
+            (self._stills_boundary, last_stills, True, self.audio_only_after_s),
         ):
             fit, held = boundary.hold(current, fit, last, near, now, hold_s)
             if held:

@@ -298,9 +298,19 @@ def test_stills_hold_through_a_dip_and_give_way_to_audio_only_after_5_s() -> Non
     assert selector.select(dip, 6.0) == thinnest
     assert selector.select(dip, 10.9) == thinnest
     assert selector.select(dip, 11.1) == LADDER.floor
-    collapse = RungSelector(LADDER)
-    collapse.select(thinnest.cost_bps, 0.0)
-    assert collapse.select(0.7 * thinnest.cost_bps, 0.5) == LADDER.floor
+
+
+def test_stills_hold_5_s_however_low_the_budget() -> None:
+    # A 15 % cut from a full `edge` link, data channels taken off, reads the floor budget.
+    thinnest = LADDER.last_stills
+    assert thinnest is not None
+    selector = RungSelector(LADDER)
+    selector.select(thinnest.cost_bps, 0.0)
+    floor_budget = 60_000
+    assert floor_budget < 0.75 * thinnest.cost_bps
+    assert selector.select(floor_budget, 0.5) == thinnest
+    assert selector.select(floor_budget, 5.4) == thinnest
+    assert selector.select(floor_budget, 5.6) == LADDER.floor
 
 
 def test_a_richer_rung_beside_stills_that_did_not_hold_is_tried_less_often() -> None:
@@ -316,6 +326,7 @@ def test_a_richer_rung_beside_stills_that_did_not_hold_is_tried_less_often() -> 
     assert selector.hold_s(richer) == 4.0
     # The thinnest stills are never backed off: audio only for long is what they avoid.
     selector.select(0.5 * thinnest.cost_bps, 5.0)
+    selector.select(0.5 * thinnest.cost_bps, 10.1)
     assert selector.current == LADDER.floor
     assert selector.hold_s(thinnest) == 2.0
 
