@@ -65,4 +65,5 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(relativeCreated)8.0f %(name)s %(message)s")
     logging.getLogger("telecart.cart_agent.rate_controller").setLevel(logging.DEBUG)
     logging.getLogger("telecart.cart_agent.stills_mode").setLevel(logging.DEBUG)
+    logging.getLogger("telecart.cart_agent.sctp_timers").setLevel(logging.DEBUG)
     sys.exit(asyncio.run(_run()))

@@ -10,6 +10,12 @@ aiortc 1.16 takes the timer's start from RFC 4960 and leaves out its back-off:
   (a satellite link with a full queue) every chunk would go again before its SACK came,
   a chunk sent twice gives no round-trip sample (Karn), and the timer would never learn.
 
+The back-off stops at 3 s, as WebRTC's own SCTP transport has it (`kMaxTimerBackoffDuration`,
+RFC 9260 allows 60 s): a chunk sent again after an expiry gives no round-trip sample
+(Karn), so a backed-off timer stays until a chunk sent once is acknowledged first. On
+`edge`, with 60 s, two expiries in a row took it to 6.2 and 12.5 s, and a still waited
+10 s for its second resend.
+
 `tune_sctp_timers(transport)` does both on one association before it starts, through
 instance attributes only (`_rto`, and `_t1_expired` / `_t3_expired`, which aiortc looks up
 each time it sets a timer). A sample of the round trip sets the RTO afresh (aiortc's own
@@ -27,6 +33,7 @@ from aiortc import rtcsctptransport as aiortc_sctp
 log = logging.getLogger(__name__)
 
 RTO_INITIAL_S = 1.0  # RFC 9260, section 16
+MAX_BACKOFF_S = 3.0  # WebRTC's dcsctp transport; a measured RTO above it is kept
 
 
 def sctp_timer_seam_present(transport: object) -> bool:
@@ -40,24 +47,22 @@ def sctp_timer_seam_present(transport: object) -> bool:
 
 
 def tune_sctp_timers(transport: RTCSctpTransport) -> bool:
-    """A 1 s first RTO and a doubling one on each expiry; False (the association keeps
-    aiortc's timers, with an error logged) if aiortc has changed shape."""
+    """A 1 s first RTO and a doubling one on each expiry, up to 3 s; False (the
+    association keeps aiortc's timers, with an error logged) if aiortc has changed shape."""
     if not sctp_timer_seam_present(transport):
         log.error("aiortc's SCTP timers have changed: data channels keep aiortc's own")
         return False
-    maximum = float(aiortc_sctp.SCTP_RTO_MAX)
     transport._rto = RTO_INITIAL_S
     for name in ("_t1_expired", "_t3_expired"):
         expired: Callable[[], None] = getattr(transport, name)
-        setattr(transport, name, _backing_off(transport, expired, maximum))
+        setattr(transport, name, _backing_off(transport, expired))
     return True
 
 
-def _backing_off(
-    transport: RTCSctpTransport, expired: Callable[[], None], maximum: float
-) -> Callable[[], None]:
+def _backing_off(transport: RTCSctpTransport, expired: Callable[[], None]) -> Callable[[], None]:
     def expired_and_backed_off() -> None:
-        transport._rto = min(transport._rto * 2, maximum)
-        expired()  # sets the next timer with the doubled RTO
+        transport._rto = max(transport._rto, min(transport._rto * 2, MAX_BACKOFF_S))
+        log.debug("SCTP timer expired: next in %.1f s", transport._rto)
+        expired()  # sets the next timer with the backed-off RTO
 
     return expired_and_backed_off

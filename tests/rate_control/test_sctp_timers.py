@@ -1,5 +1,5 @@
-"""The data channels' SCTP timer: RFC 9260's 1 s start and a doubling back-off, on aiortc's
-own association (no network: the timers are driven by hand)."""
+"""The data channels' SCTP timer: RFC 9260's 1 s start and a doubling back-off capped as
+WebRTC caps it, on aiortc's own association (no network: the timers are driven by hand)."""
 
 from __future__ import annotations
 
@@ -31,18 +31,30 @@ async def test_a_new_association_starts_at_one_second(association: RTCSctpTransp
     assert association._rto == 1.0
 
 
-async def test_each_expiry_doubles_the_timer_up_to_its_maximum(
+async def test_each_expiry_doubles_the_timer_up_to_webrtcs_3_s(
     association: RTCSctpTransport,
 ) -> None:
     tune_sctp_timers(association)
     seen = []
-    for _ in range(8):
+    for _ in range(4):
         association._t3_expired()  # nothing outstanding: aiortc only restarts sending
         seen.append(association._rto)
-    assert seen == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    assert seen == [2.0, 3.0, 3.0, 3.0]
     await asyncio.sleep(0)  # let aiortc's transmit task run
     association._update_rto(0.3)  # a round-trip sample ends the back-off
     assert association._rto == 1.0  # aiortc's RTO.Min
+
+
+async def test_a_measured_timer_over_3_s_is_kept_on_expiry(
+    association: RTCSctpTransport,
+) -> None:
+    tune_sctp_timers(association)
+    association._update_rto(1.5)  # a satellite round trip behind a full queue
+    measured = association._rto
+    assert measured > 3.0
+    association._t3_expired()
+    await asyncio.sleep(0)
+    assert association._rto == measured
 
 
 async def test_an_expired_init_timer_resends_with_the_doubled_timer(
