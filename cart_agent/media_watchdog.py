@@ -3,8 +3,9 @@
 aiortc reports a peer connection `failed` only when ICE gives up, and with the long-RTT
 consent check (ice_consent.py) that takes 30 s of silence: far too late to tell the
 specialist. The watchdog polls the connection's statistics and calls the link `lost`
-when neither RTP from the other side nor its RTCP reports have moved for `silence_s`,
-`back` when they move again, and `failed` when the connection itself is gone.
+when neither RTP from the other side nor its RTCP reports have moved for `silence_s`
+(`first_silence_s` before anything has come), `back` when they move again, and `failed`
+when the connection itself is gone.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ class WatchdogPolicy:
     # RTP at the specialist; at the cart, the specialist's transport feedback (and its
     # voice and video when it has a camera and microphone).
     silence_s: float = 1.0
+    # Until anything has come at all: a call's first answer waits behind the queue its
+    # start fills. On `edge` the first feedback came 1.2-1.6 s after the media, the link
+    # was called lost and back, and the rate controller, reading that as an outage,
+    # restored its 300 kbit/s start and forgot the loss it had begun to count: the start
+    # overran the 128 kbit/s link 1 s longer and no exam picture came in the first 10 s.
+    first_silence_s: float = 5.0
 
 
 def activity(stats: dict[str, object]) -> tuple[object, ...]:
@@ -83,6 +90,7 @@ class MediaWatchdog:
         policy = self._policy
         last = (activity(await self._pc.getStats()), self._extra_activity())
         moved_at = self._clock()
+        silence_s = policy.first_silence_s
         while True:
             await asyncio.sleep(policy.poll_s)
             if self._pc.connectionState in ("failed", "closed"):
@@ -91,8 +99,9 @@ class MediaWatchdog:
             now = (activity(await self._pc.getStats()), self._extra_activity())
             if now != last:
                 last, moved_at = now, self._clock()
+                silence_s = policy.silence_s
                 self._set("connected")
-            elif self._clock() - moved_at >= policy.silence_s:
+            elif self._clock() - moved_at >= silence_s:
                 self._set("disconnected")
 
     async def close(self) -> None:
