@@ -379,9 +379,9 @@ class RateController:
             if reading.short:
                 delay.on_saturated_probe(reading.carried_bps, now)
         else:
-            delay.on_saturated_probe(reading.carried_bps, now)
+            changed = delay.on_probe_fell_behind(reading.carried_bps, now)
             if reading.link_bps is not None:
-                changed = delay.on_probe(reading.link_bps, now, lower=True)
+                changed = delay.on_probe(reading.link_bps, now, lower=True) or changed
         if changed:
             self.estimator.estimate_bps = delay.estimate_bps
 

@@ -103,6 +103,29 @@ def test_a_probe_brings_an_estimate_grown_past_the_link_down_to_it_not_below_the
     assert not estimator.on_probe(100_000, 6.2, lower=True)
 
 
+def test_one_probe_the_link_fell_behind_far_under_the_estimate_brings_it_down() -> None:
+    """`rural-3g` (384 kbit/s): the estimate had grown to 573 kbit/s when a probe read 336,
+    the first of the three a median needs; left there, the ladder turned the room camera
+    on into the link and the exam camera stalled 0.7 s."""
+    estimator = DelayBasedEstimator(GccConfig(start_bps=300_000))
+    estimator.estimate_bps = 573_000
+    estimator.steady_acked_bps, estimator.untracked_bps = 360_000, 16_000
+    assert estimator.on_probe_fell_behind(336_000, 10.0)
+    assert estimator.estimate_bps == pytest.approx(1.25 * 336_000)
+    assert estimator.reason == "probe: link full" and estimator._filled_bps == 336_000
+    # Within a reading's noise of the estimate: it stays.
+    assert not estimator.on_probe_fell_behind(400_000, 12.0)
+    assert estimator.estimate_bps == pytest.approx(1.25 * 336_000)
+    # Never under what the link carries right now.
+    assert estimator.on_probe_fell_behind(200_000, 14.0)
+    assert estimator.estimate_bps == pytest.approx(376_000)
+    # Nor while the delay rises: the cut that follows judges that.
+    estimator.estimate_bps = 573_000
+    estimator.detector.usage = Usage.OVERUSING
+    assert not estimator.on_probe_fell_behind(336_000, 16.0)
+    assert estimator.estimate_bps == 573_000
+
+
 def test_a_reading_of_the_links_own_rate_above_the_estimate_slows_the_growth_past_it() -> None:
     # satellite: three probes the 1000 kbit/s link fell behind, median 935 kbit/s, with
     # the estimate at 918 k. Raised with where the link filled forgotten, it grew to 1.19 M.
