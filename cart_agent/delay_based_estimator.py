@@ -400,6 +400,12 @@ class DelayBasedEstimator:
         return self.link_behind and _behind(self.steady_sent_bps, self.steady_acked_bps)
 
     @property
+    def _carrying_bps(self) -> float:
+        """What the link carries now: the media acknowledged over the steady window plus
+        what is sent outside transport-wide numbers."""
+        return (self.steady_acked_bps or 0.0) + self.untracked_bps
+
+    @property
     def usual_loss(self) -> float:
         if len(self._losses) < 20:
             return 0.0
@@ -502,8 +508,7 @@ class DelayBasedEstimator:
         if lower:
             self._link_read_bps = carried_bps
             if carried_bps < self.estimate_bps:
-                carrying = (self.steady_acked_bps or 0.0) + self.untracked_bps
-                carried_bps = max(carried_bps, carrying)
+                carried_bps = max(carried_bps, self._carrying_bps)
                 if carried_bps >= self.estimate_bps:
                     return False
             self._capacity_bps = carried_bps
@@ -529,7 +534,7 @@ class DelayBasedEstimator:
         Below it growth keeps its speed: slowed there as well, `step`'s rise to 80 % of
         the link took 9.5-10 s instead of 5.4-8.9."""
         self._filled_bps = self._link_read_bps = carried_bps
-        self._filled_carrying_bps = (self.steady_acked_bps or 0.0) + self.untracked_bps
+        self._filled_carrying_bps = self._carrying_bps
         self._filled_at = now
 
     def on_probe_fell_behind(self, carried_bps: float, now: float) -> bool:
@@ -537,9 +542,7 @@ class DelayBasedEstimator:
         estimate over `probe_fell_behind_ceiling` times that comes down to it, though never
         under what the link carries now. Returns whether the estimate changed."""
         self.on_saturated_probe(carried_bps, now)
-        ceiling = self.config.probe_fell_behind_ceiling * carried_bps
-        carrying = (self.steady_acked_bps or 0.0) + self.untracked_bps
-        target = max(ceiling, carrying)
+        target = max(self.config.probe_fell_behind_ceiling * carried_bps, self._carrying_bps)
         if self.detector.usage is Usage.OVERUSING or target >= self.estimate_bps:
             return False
         self._set(target)

@@ -11,8 +11,8 @@ aiortc 1.16 takes the timer's start from RFC 4960 and leaves out its back-off:
   a chunk sent twice gives no round-trip sample (Karn), and the timer would never learn.
 
 The back-off stops at 3 s, as WebRTC's own SCTP transport has it (`kMaxTimerBackoffDuration`,
-RFC 9260 allows 60 s): a chunk sent again after an expiry gives no round-trip sample
-(Karn), so a backed-off timer stays until a chunk sent once is acknowledged first. On
+RFC 9260 allows 60 s): for want of samples (Karn, above), a backed-off timer stays
+until a chunk sent once is acknowledged first. On
 `edge`, with 60 s, two expiries in a row took it to 6.2 and 12.5 s, and a still waited
 10 s for its second resend.
 
