@@ -1,0 +1,148 @@
+"""`telecart demo`, the README's first command, as a process: its printed password logs
+the demo specialist in, the simulated cart waits in the queue and offers real media on
+Accept, Ctrl-C stops it cleanly, and a second run replaces the password."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from telecart.signalling.client import SignallingClient
+from telecart.signalling.messages import Accept, Offer, QueueUpdate
+from tests.server.harness import next_of
+
+STARTED_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Demo:
+    process: asyncio.subprocess.Process
+    base: str
+    username: str
+    password: str
+    printed: list[str]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TELECART_DATA_DIR": str(tmp_path / "server"),
+        "TELECART_AGENT_DATA_DIR": str(tmp_path / "agent"),
+    }
+
+
+@asynccontextmanager
+async def demo(tmp_path: Path, port: int) -> AsyncIterator[Demo]:
+    """`telecart demo --port PORT` until its banner is out; interrupted (Ctrl-C) at the end."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "telecart", "demo", "--port", str(port),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=_env(tmp_path),
+    )  # fmt: skip
+    assert process.stdout is not None
+    printed: list[str] = []
+    try:
+        async with asyncio.timeout(STARTED_S):
+            while not any(line.startswith("A simulated cart") for line in printed):
+                line = (await process.stdout.readline()).decode()
+                assert line, f"the demo ended before its banner: {printed}"
+                printed.append(line.strip())
+        banner = "\n".join(printed)
+        url = re.search(r"Open\s+(http://\S+)", banner)
+        username = re.search(r"Username\s+(\S+)", banner)
+        password = re.search(r"Password\s+(\S+)", banner)
+        assert url and username and password, banner
+        yield Demo(process, url[1].rstrip("/"), username[1], password[1], printed)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            rest = await asyncio.wait_for(process.stdout.read(), 20.0)
+            printed.extend(rest.decode().splitlines())
+            await asyncio.wait_for(process.wait(), 20.0)
+
+
+def files_holding(root: Path, text: str) -> tuple[int, list[Path]]:
+    """How many files are under `root`, and which of them hold `text`."""
+    files = [path for path in root.rglob("*") if path.is_file()]
+    return len(files), [path for path in files if text.encode() in path.read_bytes()]
+
+
+async def login(base: str, username: str, password: str) -> tuple[int, dict[str, str]]:
+    async with aiohttp.ClientSession() as http:
+        body = {"username": username, "password": password}
+        async with http.post(f"{base}/api/login", json=body) as resp:
+            cookie = resp.cookies.get("telecart_session")
+            return resp.status, ({"telecart_session": cookie.value} if cookie else {})
+
+
+async def test_the_demo_serves_a_waiting_simulated_cart_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    async with demo(tmp_path, port) as first:
+        assert first.base == f"http://127.0.0.1:{port}"
+        status, cookies = await login(first.base, first.username, first.password)
+        assert status == 200
+        specialist = SignallingClient(
+            first.base.replace("http", "ws") + "/ws", role="specialist", cookies=cookies
+        )
+        await specialist.connect()
+        try:
+            queue = await next_of(specialist, QueueUpdate)
+            while not (isinstance(queue, QueueUpdate) and queue.entries):
+                queue = await next_of(specialist, QueueUpdate)
+            (entry,) = queue.entries
+            assert (entry.specialty, entry.reason) == ("cardiology", "Demo: simulated patient")
+            await specialist.send(Accept(session_id=entry.session_id))
+            offer = await next_of(specialist, Offer, timeout_s=20.0)
+            assert isinstance(offer, Offer) and offer.session_id == entry.session_id
+            assert offer.sdp.count("m=video") == 2 and offer.sdp.count("m=audio") == 2
+            assert "m=application" in offer.sdp  # vitals, control and stills channels
+        finally:
+            await specialist.close()
+    assert first.process.returncode == 0, first.printed
+    assert first.printed[-1] == "Demo stopped."
+    stored, holding = await asyncio.to_thread(files_holding, tmp_path, first.password)
+    assert stored and not holding  # the password is printed once, kept only as a hash
+
+    async with demo(tmp_path, port) as second:  # the same data: user and cart reused
+        assert second.password != first.password
+        assert (await login(second.base, second.username, first.password))[0] == 401
+        assert (await login(second.base, second.username, second.password))[0] == 200
+    assert second.process.returncode == 0, second.printed
+
+
+async def test_a_busy_port_or_an_unknown_specialty_is_told_plainly(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "telecart", "demo", "--port", str(port),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=_env(tmp_path),
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(busy.communicate(), STARTED_S)
+    assert busy.returncode == 1
+    assert f"Port {port} is busy" in out.decode() and "--port" in out.decode()
+    unknown = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "telecart", "demo", "--specialty", "astrology",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=_env(tmp_path),
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(unknown.communicate(), STARTED_S)
+    assert unknown.returncode == 2
+    assert "Unknown specialty 'astrology'" in out.decode() and "cardiology" in out.decode()
