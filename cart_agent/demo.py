@@ -1,4 +1,5 @@
-"""`telecart demo`: server, demo specialist and a simulated cart, in one process on loopback."""
+"""`telecart demo`: server, demo specialist and a simulated cart with its nurse screen, in
+one process on loopback."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from telecart.cart_agent.agent import CartAgent, ConsultationRequest
+from telecart.cart_agent.nurse_screen import NurseScreen
 from telecart.cart_agent.shutdown import stop_event
 from telecart.config import AgentConfig, Config, ServerConfig
 from telecart.devices.config import DevicesConfig
@@ -92,11 +94,13 @@ async def _demo(server_config: ServerConfig, agent_defaults: AgentConfig, specia
             repeat_after_s=REQUEST_AGAIN_AFTER_S,
         )
         await agent.start()
+        nurse_screen, nurse_line = await _nurse_screen(agent, agent_config.nurse_port)
         print(
             f"\ntelecart demo is running.\n"
             f"  Open     {url}  (Chrome or Firefox)\n"
             f"  Username {DEMO_USER}\n"
             f"  Password {password}   (new each run, shown only here)\n"
+            f"{nurse_line}\n"
             f"A simulated cart is waiting for a {specialty} consultation. Ctrl-C stops.\n",
             flush=True,
         )
@@ -108,8 +112,24 @@ async def _demo(server_config: ServerConfig, agent_defaults: AgentConfig, specia
                 await asyncio.wait_for(agent.hangup(), 2.0)
             except Exception as exc:
                 log.debug("no hangup on exit: %s", exc)
+            if nurse_screen is not None:
+                await nurse_screen.close()
             await agent.close()
     finally:
         await runner.cleanup()
     print("Demo stopped.")
     return 0
+
+
+async def _nurse_screen(agent: CartAgent, port: int) -> tuple[NurseScreen | None, str]:
+    """The cart's own screen beside the demo, and the banner's line for it; the demo runs
+    without it when its port is taken."""
+    screen = NurseScreen(agent, "127.0.0.1", port)
+    try:
+        await screen.start()
+    except OSError as exc:
+        return None, (
+            f"  (No nurse screen: port {port} is busy ({exc.strerror}); "
+            "set agent.nurse_port in a --config file.)"
+        )
+    return screen, f"  Nurse    {screen.url}  (the cart's own screen)"

@@ -1,6 +1,7 @@
 """`telecart demo`, the README's first command, as a process: its printed password logs
-the demo specialist in, the simulated cart waits in the queue and offers real media on
-Accept, Ctrl-C stops it cleanly, and a second run replaces the password."""
+the demo specialist in, the simulated cart waits in the queue (and says so on its nurse
+screen) and offers real media on Accept, Ctrl-C stops it cleanly, and a second run
+replaces the password."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class Demo:
     username: str
     password: str
     printed: list[str]
+    nurse: str | None  # the nurse screen's address, if it is shown
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -47,11 +49,18 @@ def _env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def _config(tmp_path: Path, nurse_port: int) -> str:
+    path = tmp_path / "telecart.toml"
+    path.write_text(f"[agent]\nnurse_port = {nurse_port}\n", encoding="utf-8")
+    return str(path)
+
+
 @asynccontextmanager
-async def demo(tmp_path: Path, port: int) -> AsyncIterator[Demo]:
+async def demo(tmp_path: Path, port: int, nurse_port: int) -> AsyncIterator[Demo]:
     """`telecart demo --port PORT` until its banner is out; interrupted (Ctrl-C) at the end."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "telecart", "demo", "--port", str(port),
+        sys.executable, "-m", "telecart", "--config", _config(tmp_path, nurse_port),
+        "demo", "--port", str(port),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=_env(tmp_path),
     )  # fmt: skip
     assert process.stdout is not None
@@ -66,8 +75,12 @@ async def demo(tmp_path: Path, port: int) -> AsyncIterator[Demo]:
         url = re.search(r"Open\s+(http://\S+)", banner)
         username = re.search(r"Username\s+(\S+)", banner)
         password = re.search(r"Password\s+(\S+)", banner)
+        nurse = re.search(r"Nurse\s+(http://\S+)", banner)
         assert url and username and password, banner
-        yield Demo(process, url[1].rstrip("/"), username[1], password[1], printed)
+        yield Demo(
+            process, url[1].rstrip("/"), username[1], password[1], printed,
+            nurse[1].rstrip("/") if nurse else None,
+        )  # fmt: skip
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGINT)
@@ -82,6 +95,20 @@ def files_holding(root: Path, text: str) -> tuple[int, list[Path]]:
     return len(files), [path for path in files if text.encode() in path.read_bytes()]
 
 
+async def eventually_waiting(nurse: str) -> None:
+    """The nurse screen says the cart waits for a cardiologist, within 10 s."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            async with http.get(f"{nurse}/api/state") as resp:
+                assert resp.status == 200
+                state = await resp.json()
+            if state["phase"] == "waiting":
+                assert state["session"]["specialty"] == "cardiology"
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the nurse screen never showed the request: {state}")
+
+
 async def login(base: str, username: str, password: str) -> tuple[int, dict[str, str]]:
     async with aiohttp.ClientSession() as http:
         body = {"username": username, "password": password}
@@ -93,9 +120,11 @@ async def login(base: str, username: str, password: str) -> tuple[int, dict[str,
 async def test_the_demo_serves_a_waiting_simulated_cart_and_stops_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    async with demo(tmp_path, port) as first:
+    port, nurse_port = free_port(), free_port()
+    async with demo(tmp_path, port, nurse_port) as first:
         assert first.base == f"http://127.0.0.1:{port}"
+        assert first.nurse == f"http://127.0.0.1:{nurse_port}"
+        await eventually_waiting(first.nurse)
         status, cookies = await login(first.base, first.username, first.password)
         assert status == 200
         specialist = SignallingClient(
@@ -120,7 +149,7 @@ async def test_the_demo_serves_a_waiting_simulated_cart_and_stops_on_ctrl_c(
     stored, holding = await asyncio.to_thread(files_holding, tmp_path, first.password)
     assert stored and not holding  # the password is printed once, kept only as a hash
 
-    async with demo(tmp_path, port) as second:  # the same data: user and cart reused
+    async with demo(tmp_path, port, nurse_port) as second:  # the same data: user and cart reused
         assert second.password != first.password
         assert (await login(second.base, second.username, first.password))[0] == 401
         assert (await login(second.base, second.username, second.password))[0] == 200
@@ -146,3 +175,18 @@ async def test_a_busy_port_or_an_unknown_specialty_is_told_plainly(tmp_path: Pat
     out, _ = await asyncio.wait_for(unknown.communicate(), STARTED_S)
     assert unknown.returncode == 2
     assert "Unknown specialty 'astrology'" in out.decode() and "cardiology" in out.decode()
+
+
+async def test_the_demo_runs_without_its_nurse_screen_when_that_port_is_taken(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        nurse_port = taken.getsockname()[1]
+        async with demo(tmp_path, free_port(), nurse_port) as running:
+            assert running.nurse is None
+            assert f"No nurse screen: port {nurse_port} is busy" in "\n".join(running.printed)
+            status, _ = await login(running.base, running.username, running.password)
+            assert status == 200
+    assert running.process.returncode == 0, running.printed
