@@ -98,6 +98,10 @@ def table(profile: str, entry: dict[str, Any]) -> str:
     for sender in senders:
         if "error" in entry[sender]:
             lines.append(f"{sender}: {entry[sender]['error']}")
+    census = entry.get("telecart", {}).get("uplink_kbps")
+    if census:  # bench/uplink_census.py
+        parts = [f"{kind} {kbps:.1f}" for kind, kbps in census.items() if kbps >= 0.05]
+        lines.append(f"telecart uplink, kbit/s by kind: {', '.join(parts)}")
     return "\n".join(lines)
 
 

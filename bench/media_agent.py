@@ -8,7 +8,8 @@ the stethoscope plays that WAV in a loop (bench/stethoscope.py). With
 `initial_uplink_kbps`, as a technician sets it for a known link), not at 300. The
 agent's data directory is `$TELECART_BENCH_WORKDIR/agent` when that is set (the run's
 directory, kept by `bench.media --keep`), with its link recording under
-`link-recordings/` (cart_agent/link_recording.py); a temporary one otherwise.
+`link-recordings/` (cart_agent/link_recording.py) and what its uplink carried, kind by
+kind, in `uplink-census.json` (`bench/uplink_census.py`); a temporary one otherwise.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from pathlib import Path
 from typing import Final
 
 from bench.stethoscope_source import WavStethoscopeInput, loop_from_env
+from bench.uplink_census import UplinkCensus
 from telecart.cart_agent.agent import CartAgent, ConsultationRequest
 from telecart.config import AgentConfig
 from telecart.devices.config import DevicesConfig
 
 WORKDIR_ENV: Final = "TELECART_BENCH_WORKDIR"
+CENSUS_FILE: Final = "uplink-census.json"
 
 
 async def _run() -> int:
@@ -52,12 +55,27 @@ async def _serve(data_dir: Path) -> int:
     if wav_loop is not None:  # the stethoscope benchmark's signal instead of the synthesiser
         board = agent.devices.board
         agent.devices.audio_inputs["stethoscope"] = WavStethoscopeInput(wav_loop, board)
+    census = UplinkCensus(lambda: _sender_roles(agent))
+    census.install()
     await agent.start()
     try:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     finally:
         await agent.close()
+        await asyncio.to_thread(census.save, data_dir / CENSUS_FILE)
     return 0
+
+
+def _sender_roles(agent: CartAgent) -> dict[int, str]:
+    """SSRC → track role for the call's senders, their RTX streams as "<role> repairs"."""
+    consultation = agent.consultation
+    if consultation is None:
+        return {}
+    roles = {}
+    for role, sender in consultation.peer.senders().items():
+        roles[sender._ssrc] = role
+        roles[sender._rtx_ssrc] = f"{role} repairs"
+    return roles
 
 
 if __name__ == "__main__":

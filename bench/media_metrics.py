@@ -220,6 +220,8 @@ def figures(data: RunData) -> dict[str, Any]:
         result["rise_s"] = rise_s(data.profile, series, seconds)
     if "exam" in roles:
         result.update(_exam_figures(data, samples, end_ms))
+    if data.uplink_kbps:
+        result["uplink_kbps"] = data.uplink_kbps
     if data.error:
         result["error"] = data.error
     return result

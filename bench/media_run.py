@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from playwright.async_api import Browser, Page, async_playwright
 
-from bench.media_agent import WORKDIR_ENV
+from bench.media_agent import CENSUS_FILE, WORKDIR_ENV
 from bench.media_browser import (
     chromium_args,
     launch_in_namespace,
@@ -34,6 +34,7 @@ from bench.media_browser import (
 from bench.media_pages import RECEIVER_PROBE
 from bench.netlab import LinkLab
 from bench.netlab.profiles import Profile
+from bench.uplink_census import read_census
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class RunData:
     probe: dict[str, Any] = field(default_factory=dict)
     series: list[dict[str, float]] = field(default_factory=list)
     link_stats: dict[str, Any] = field(default_factory=dict)
+    uplink_kbps: dict[str, float] = field(default_factory=dict)  # telecart: by kind
     error: str | None = None
 
 
@@ -197,6 +199,8 @@ async def run_sender(
                     sending = _python_sender(lab, sender, server, workdir, sender_env or {})
                 async with sending:
                     await _measure(page, lab, data, extra_probe)
+                census = workdir / "agent" / CENSUS_FILE  # written as the agent stopped
+                data.uplink_kbps = await asyncio.to_thread(read_census, census)
                 raw = {"accepted_at_ms": data.accepted_at_ms, "probe": data.probe}
                 raw |= {"series": data.series, "link_stats": data.link_stats}
                 await asyncio.to_thread((workdir / "raw.json").write_text, json.dumps(raw))
