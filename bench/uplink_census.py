@@ -22,8 +22,10 @@ from typing import Any
 
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcsctptransport import DataChunk, RTCSctpTransport
+from aiortc.rtp import is_rtcp
 
-IP_UDP_BYTES = 28
+from telecart.cart_agent.rate_controller import IP_UDP_BYTES
+
 SRTP_TAG_BYTES = 10  # AES_CM_128_HMAC_SHA1_80
 SRTCP_BYTES = 14  # index (4) and tag (10)
 DTLS_RECORD_BYTES = 13 + 8 + 16  # header, AES-GCM explicit nonce and tag
@@ -74,7 +76,7 @@ class UplinkCensus:
         self.packets[kind] += 1
 
     def rtp_kind(self, data: bytes) -> tuple[str, int]:
-        if len(data) > 1 and 200 <= data[1] <= 206:
+        if is_rtcp(data):
             return f"rtcp {RTCP_NAMES.get(data[1], data[1])}", len(data) + SRTCP_BYTES
         ssrc = int.from_bytes(data[8:12], "big") if len(data) >= 12 else 0
         if ssrc not in self._known:

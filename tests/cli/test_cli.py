@@ -2,57 +2,43 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-
-def _telecart(
-    tmp_path: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "TELECART_DATA_DIR": str(tmp_path), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "telecart", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=60,
-        check=False,
-    )
+from tests.cli.run import run_telecart
 
 
 def test_admin_lifecycle(tmp_path: Path) -> None:
-    added = _telecart(tmp_path, "admin", "add-cart", "aral-1", "--clinic", "Aral district")
+    added = run_telecart(tmp_path, "admin", "add-cart", "aral-1", "--clinic", "Aral district")
     assert added.returncode == 0, added.stderr
     token = added.stdout.strip().splitlines()[-1]
     assert len(token) >= 40
-    spec = _telecart(
+    spec = run_telecart(
         tmp_path, "admin", "add-specialist", "Amir", "--specialty", "cardiology",
         "--specialty", "pulmonology", stdin="long enough password\n",
     )  # fmt: skip
     assert spec.returncode == 0, spec.stderr
-    listing = _telecart(tmp_path, "admin", "list")
+    listing = run_telecart(tmp_path, "admin", "list")
     assert "aral-1" in listing.stdout and "amir" in listing.stdout
     assert token not in listing.stdout
-    revoked = _telecart(tmp_path, "admin", "revoke-cart", "aral-1")
+    revoked = run_telecart(tmp_path, "admin", "revoke-cart", "aral-1")
     assert revoked.returncode == 0
-    assert "revoked" in _telecart(tmp_path, "admin", "list").stdout
+    assert "revoked" in run_telecart(tmp_path, "admin", "list").stdout
     assert token.encode() not in (tmp_path / "telecart.sqlite3").read_bytes()
 
 
 def test_admin_refuses_duplicates_short_passwords_and_unknown_specialties(tmp_path: Path) -> None:
-    assert _telecart(tmp_path, "admin", "add-cart", "c", "--clinic", "k").returncode == 0
-    dup = _telecart(tmp_path, "admin", "add-cart", "c", "--clinic", "k")
+    assert run_telecart(tmp_path, "admin", "add-cart", "c", "--clinic", "k").returncode == 0
+    dup = run_telecart(tmp_path, "admin", "add-cart", "c", "--clinic", "k")
     assert dup.returncode == 1 and "already exists" in dup.stderr
-    short = _telecart(
+    short = run_telecart(
         tmp_path, "admin", "add-specialist", "x", "--specialty", "ent", stdin="short\n"
     )
     assert short.returncode == 1 and "at least" in short.stderr
-    unknown = _telecart(
+    unknown = run_telecart(
         tmp_path, "admin", "add-specialist", "x", "--specialty", "astrology",
         stdin="long enough password\n",
     )  # fmt: skip
@@ -62,17 +48,17 @@ def test_admin_refuses_duplicates_short_passwords_and_unknown_specialties(tmp_pa
 def test_bad_config_exits_2_with_reason(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[server]\nport = 'eighty'\n")
-    result = _telecart(tmp_path, "--config", str(bad), "admin", "list")
+    result = run_telecart(tmp_path, "--config", str(bad), "admin", "list")
     assert result.returncode == 2 and "server.port" in result.stderr
-    missing = _telecart(tmp_path, "--config", str(tmp_path / "nope.toml"), "admin", "list")
+    missing = run_telecart(tmp_path, "--config", str(tmp_path / "nope.toml"), "admin", "list")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
-    env = _telecart(tmp_path, "admin", "list", env={"TELECART_PORT": "x"})
+    env = run_telecart(tmp_path, "admin", "list", env={"TELECART_PORT": "x"})
     assert env.returncode == 2 and "TELECART_PORT" in env.stderr
 
 
 def test_usage_error_exits_2(tmp_path: Path) -> None:
-    assert _telecart(tmp_path, "admin").returncode == 2
-    assert _telecart(tmp_path, "fly").returncode == 2
+    assert run_telecart(tmp_path, "admin").returncode == 2
+    assert run_telecart(tmp_path, "fly").returncode == 2
 
 
 def test_server_imports_no_media_libraries() -> None:
@@ -89,12 +75,12 @@ def test_server_imports_no_media_libraries() -> None:
 
 @pytest.mark.parametrize("flag", ["--host", "--port"])
 def test_server_help_lists_address_overrides(tmp_path: Path, flag: str) -> None:
-    assert flag in _telecart(tmp_path, "server", "--help").stdout
+    assert flag in run_telecart(tmp_path, "server", "--help").stdout
 
 
 def test_admin_report_and_export_errors(tmp_path: Path) -> None:
-    report = _telecart(tmp_path, "admin", "report", "--from", "2026-11-01", "--to", "2026-11-30")
+    report = run_telecart(tmp_path, "admin", "report", "--from", "2026-11-01", "--to", "2026-11-30")
     assert report.returncode == 0, report.stderr
     assert report.stdout.splitlines()[0].count(",") >= 3
-    missing = _telecart(tmp_path, "admin", "export-record", "nope", "--pdf", str(tmp_path / "x"))
+    missing = run_telecart(tmp_path, "admin", "export-record", "nope", "--pdf", str(tmp_path / "x"))
     assert missing.returncode == 1 and missing.stderr.strip()

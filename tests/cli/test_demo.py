@@ -11,8 +11,8 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import aiohttp
 
 from telecart.signalling.client import SignallingClient
 from telecart.signalling.messages import Accept, Offer, QueueUpdate
+from tests.cli.run import run_telecart
 from tests.server.harness import next_of
 
 STARTED_S = 60.0
@@ -29,6 +30,15 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback port something else listens on, for as long as the block runs."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield int(taken.getsockname()[1])
 
 
 @dataclass
@@ -156,34 +166,20 @@ async def test_the_demo_serves_a_waiting_simulated_cart_and_stops_on_ctrl_c(
     assert second.process.returncode == 0, second.printed
 
 
-async def test_a_busy_port_or_an_unknown_specialty_is_told_plainly(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        busy = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "telecart", "demo", "--port", str(port),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=_env(tmp_path),
-        )  # fmt: skip
-        out, _ = await asyncio.wait_for(busy.communicate(), STARTED_S)
+def test_a_busy_port_or_an_unknown_specialty_is_told_plainly(tmp_path: Path) -> None:
+    with taken_port() as port:
+        busy = run_telecart(tmp_path, "demo", "--port", str(port))
     assert busy.returncode == 1
-    assert f"Port {port} is busy" in out.decode() and "--port" in out.decode()
-    unknown = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "telecart", "demo", "--specialty", "astrology",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=_env(tmp_path),
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(unknown.communicate(), STARTED_S)
+    assert f"Port {port} is busy" in busy.stdout and "--port" in busy.stdout
+    unknown = run_telecart(tmp_path, "demo", "--specialty", "astrology")
     assert unknown.returncode == 2
-    assert "Unknown specialty 'astrology'" in out.decode() and "cardiology" in out.decode()
+    assert "Unknown specialty 'astrology'" in unknown.stdout and "cardiology" in unknown.stdout
 
 
 async def test_the_demo_runs_without_its_nurse_screen_when_that_port_is_taken(
     tmp_path: Path,
 ) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        nurse_port = taken.getsockname()[1]
+    with taken_port() as nurse_port:
         async with demo(tmp_path, free_port(), nurse_port) as running:
             assert running.nurse is None
             assert f"No nurse screen: port {nurse_port} is busy" in "\n".join(running.printed)
